@@ -1,0 +1,110 @@
+"""The combiner contract: per-task gradients ``G`` [K, P] and losses [K] -> one direction ``d`` [P].
+
+Every method that resolves conflicts between tasks is a :class:`Combiner`. Most are a pure map
+from the K x K Gramian ``G G^T`` to K weights; :class:`GramianCombiner` then forms
+``d = weights @ G`` in one product, so no method loops over parameters. Methods whose weights
+depend on the losses alone (:class:`LossWeighting`) never need ``G``: the trainer takes one
+backward pass of the weighted loss ``sum_k w_k L_k`` instead, exactly as cheap as ``sum``.
+
+A combiner never touches ``.grad`` or the optimiser. Learnable state (GradAttention,
+uncertainty weighting, GradNorm, FAMO) lives in ``parameters()`` and ``state_dict()`` so that
+checkpoints carry it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class Combiner(ABC):
+    """Map per-task gradients ``G`` [K, P] and task losses [K] to one update direction [P].
+
+    Class attributes a trainer reads:
+      needs_gradients: False when the direction is ``w @ G`` with ``w`` a function of the losses
+        only; the trainer then calls :meth:`loss_weights` and takes a single backward pass.
+    """
+
+    name: str = ""
+    needs_gradients: bool = True
+
+    @abstractmethod
+    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        """Return the update direction ``d`` [P] for gradients ``G`` [K, P] and ``losses`` [K]."""
+
+    def parameters(self) -> list[Tensor]:
+        """Learnable tensors of the combiner itself (empty for most methods)."""
+        return []
+
+    def attach(self, layer_slices: Sequence[tuple[str, slice]]) -> None:
+        """Receive the layout of ``G``'s columns as (layer-group name, column slice) pairs.
+
+        Methods that work per layer group (GradVac's layer-wise targets, GradNorm's last shared
+        layer) need it; the default ignores it.
+        """
+
+    def on_epoch_end(self, mean_losses: Tensor) -> None:
+        """Called by the trainer once per epoch with each task's mean training loss (DWA)."""
+
+    def on_step_end(self, losses_after: Tensor) -> None:
+        """Called by the trainer after the optimiser step with the same batches' new losses
+        when the method asks for them (FAMO); ``wants_losses_after`` says whether it does."""
+
+    wants_losses_after: bool = False
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Tensors that restore the combiner's state exactly (RNG state included)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class GramianCombiner(Combiner):
+    """A combiner whose direction is ``weights(G G^T, losses) @ G``."""
+
+    @abstractmethod
+    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+        """Return the K weights from the Gramian [K, K] and the losses [K]."""
+
+    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        gramian = G @ G.T
+        return self.weights(gramian, losses).to(G.dtype) @ G
+
+
+class LossWeighting(Combiner):
+    """A combiner whose weights depend on the losses alone: ``d = loss_weights(losses) @ G``."""
+
+    needs_gradients = False
+
+    @abstractmethod
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        """Return K weights; the trainer backpropagates ``(weights * losses).sum()`` once.
+
+        For learnable weightings (uncertainty) the returned tensor may carry a graph to the
+        combiner's parameters; the trainer then also steps them.
+        """
+
+    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        return self.loss_weights(losses).detach().to(G.dtype) @ G
+
+
+def check_inputs(G: Tensor, losses: Tensor) -> None:
+    """Raise a ValueError naming what is wrong with ``G`` [K, P] and ``losses`` [K]."""
+    if G.dim() != 2:
+        raise ValueError(f"G must be a [K, P] matrix of task gradients, got shape {tuple(G.shape)}")
+    if losses.dim() != 1 or losses.shape[0] != G.shape[0]:
+        raise ValueError(
+            f"losses must have shape [K] = [{G.shape[0]}] to match G, got {tuple(losses.shape)}"
+        )
+
+
+def generator_state(generator: torch.Generator) -> dict[str, Tensor]:
+    """The state of a combiner's own random generator, for checkpoints."""
+    return {"rng": generator.get_state()}
