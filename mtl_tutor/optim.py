@@ -67,6 +67,7 @@ class AdamW(torch.optim.Optimizer):
                 continue
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError("AdamW does not support sparse gradients")
+            by_step: dict[int, list[Tensor]] = {}
             for p in params:
                 state = self.state[p]
                 if not state:
@@ -74,15 +75,16 @@ class AdamW(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-            # All parameters of a group advance together, so one step count serves the group.
-            t = self.state[params[0]]["step"]
+                by_step.setdefault(state["step"], []).append(p)
+            # Parameters that skipped steps (a task head absent from some steps) have their own t.
             beta1, beta2 = group["betas"]
-            alpha = group["lr"]
-            if group["correct_bias"]:
-                alpha = alpha * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
             update = _step_foreach if group["foreach"] else _step_loop
-            update(params, [self.state[p] for p in params], alpha, beta1, beta2, group["eps"],
-                   group["lr"] * group["weight_decay"])
+            for t, ps in by_step.items():
+                alpha = group["lr"]
+                if group["correct_bias"]:
+                    alpha = alpha * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+                update(ps, [self.state[p] for p in ps], alpha, beta1, beta2, group["eps"],
+                       group["lr"] * group["weight_decay"])
         return loss
 
 

@@ -111,3 +111,18 @@ def test_parameters_without_gradient_are_left_alone():
     p.grad = torch.ones(3)
     opt.step()
     assert torch.equal(q, torch.ones(3)) and not torch.equal(p, torch.ones(3))
+
+
+def test_each_parameter_keeps_its_own_step_count():
+    # A head that misses a step must see the bias correction of its own step count.
+    gen = torch.Generator().manual_seed(4)
+    grads = [torch.randn(5, generator=gen) for _ in range(6)]
+    p, q = torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(5))
+    opt = AdamW([p, q], lr=1e-2)
+    for t, g in enumerate(grads):
+        p.grad = g.clone()
+        q.grad = g.clone() if t % 2 == 0 else None
+        opt.step()
+    expected = reference_adamw(torch.zeros(5), grads[::2], 1e-2, (0.9, 0.999), 1e-6, 0.0, True)
+    torch.testing.assert_close(q.detach().double(), expected, rtol=1e-5, atol=1e-6)
+    assert opt.state[q]["step"] == 3 and opt.state[p]["step"] == 6
