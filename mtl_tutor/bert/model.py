@@ -149,7 +149,10 @@ class BertPooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    """``bert(input_ids, attention_mask)`` -> {"last_hidden_state": (B, T, C), "pooler_output": (B, C)}."""
+    """``bert(input_ids, attention_mask, token_type_ids)`` -> dict of tensors.
+
+    "last_hidden_state": (B, T, C), one vector per token; "pooler_output": (B, C), from [CLS].
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
