@@ -1,0 +1,47 @@
+"""Combiners: per-task gradients ``G`` [K, P] and losses [K] -> one update direction [P].
+
+>>> import torch
+>>> from mtl_tutor.combiners import get_combiner
+>>> combine = get_combiner("pcgrad", seed=0)
+>>> combine(torch.tensor([[1.0, 0.0], [-1.0, 1.0]]), torch.ones(2))
+tensor([0.5000, 1.5000])
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .base import Combiner, GramianCombiner, LossWeighting
+from .pcgrad import PCGrad
+from .sum import Sum
+
+_COMBINERS: dict[str, type[Combiner]] = {
+    "sum": Sum,
+    "pcgrad": PCGrad,
+}
+
+COMBINER_NAMES: tuple[str, ...] = tuple(_COMBINERS)
+"""Every combiner's name, in the order the notebooks teach them."""
+
+
+def get_combiner(name: str, seed: int = 0, **options: object) -> Combiner:
+    """A new combiner by name; ``seed`` feeds its own random generator (if it draws anything).
+
+    Raises ValueError, listing the valid choices, for an unknown name or option.
+    """
+    if name not in _COMBINERS:
+        raise ValueError(f"unknown combiner {name!r}; valid names: {', '.join(COMBINER_NAMES)}")
+    cls = _COMBINERS[name]
+    accepted = list(inspect.signature(cls).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        valid = ", ".join(p for p in accepted if p != "seed") or "none"
+        raise ValueError(
+            f"unknown option(s) {unknown} for combiner {name!r}; valid options: {valid}"
+        )
+    if "seed" in accepted:
+        options["seed"] = seed
+    return cls(**options)
+
+
+__all__ = ["COMBINER_NAMES", "Combiner", "GramianCombiner", "LossWeighting", "get_combiner"]

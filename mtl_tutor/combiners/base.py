@@ -26,30 +26,39 @@ class Combiner(ABC):
     Class attributes a trainer reads:
       needs_gradients: False when the direction is ``w @ G`` with ``w`` a function of the losses
         only; the trainer then calls :meth:`loss_weights` and takes a single backward pass.
+      wants_losses_after: True when the trainer must call :meth:`on_step_end` (FAMO).
+      option_names: the constructor arguments, echoed by ``repr``.
     """
 
     name: str = ""
     needs_gradients: bool = True
+    option_names: tuple[str, ...] = ()
 
     @abstractmethod
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         """Return the update direction ``d`` [P] for gradients ``G`` [K, P] and ``losses`` [K]."""
 
     def parameters(self) -> list[Tensor]:
-        """Learnable tensors of the combiner itself (empty for most methods)."""
+        """Learnable tensors of the combiner itself (empty for most methods).
+
+        The trainer steps them with the model's optimiser only for a :class:`LossWeighting`
+        whose ``loss_weights`` carry a graph to them (uncertainty weighting). Every other
+        combiner with parameters (GradAttention, GradNorm) updates them itself inside
+        ``__call__`` or ``on_step_end``; for those, ``parameters()`` is for inspection.
+        """
         return []
 
-    def attach(self, layer_slices: Sequence[tuple[str, slice]]) -> None:
+    def attach(self, layer_slices: Sequence[tuple[str, slice]]) -> None:  # noqa: B027 (optional hook)
         """Receive the layout of ``G``'s columns as (layer-group name, column slice) pairs.
 
         Methods that work per layer group (GradVac's layer-wise targets, GradNorm's last shared
         layer) need it; the default ignores it.
         """
 
-    def on_epoch_end(self, mean_losses: Tensor) -> None:
+    def on_epoch_end(self, mean_losses: Tensor) -> None:  # noqa: B027 (optional hook)
         """Called by the trainer once per epoch with each task's mean training loss (DWA)."""
 
-    def on_step_end(self, losses_after: Tensor) -> None:
+    def on_step_end(self, losses_after: Tensor) -> None:  # noqa: B027 (optional hook)
         """Called by the trainer after the optimiser step with the same batches' new losses
         when the method asks for them (FAMO); ``wants_losses_after`` says whether it does."""
 
@@ -59,23 +68,31 @@ class Combiner(ABC):
         """Tensors that restore the combiner's state exactly (RNG state included)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:  # noqa: B027 (optional hook)
         """Inverse of :meth:`state_dict`."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        options = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.option_names)
+        return f"{type(self).__name__}({options})"
 
 
 class GramianCombiner(Combiner):
-    """A combiner whose direction is ``weights(G G^T, losses) @ G``."""
+    """A combiner whose direction is ``weights(G G^T, losses) @ G``.
+
+    ``__call__`` hands ``weights`` the Gramian and the losses as float64 CPU tensors: the K x K
+    work is tiny, and double precision keeps the solvers exact from 1e-15 to 1e15 scale.
+    ``weights`` itself accepts any floating Gramian (widgets call it directly).
+    """
 
     @abstractmethod
     def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         """Return the K weights from the Gramian [K, K] and the losses [K]."""
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        gramian = G @ G.T
-        return self.weights(gramian, losses).to(G.dtype) @ G
+        check_inputs(G, losses)
+        gramian = (G @ G.T).to("cpu", torch.float64)
+        weights = self.weights(gramian, losses.detach().to("cpu", torch.float64))
+        return weights.to(G.device, G.dtype) @ G
 
 
 class LossWeighting(Combiner):
@@ -85,14 +102,29 @@ class LossWeighting(Combiner):
 
     @abstractmethod
     def loss_weights(self, losses: Tensor) -> Tensor:
-        """Return K weights; the trainer backpropagates ``(weights * losses).sum()`` once.
+        """Return K weights; the trainer backpropagates ``weighted_loss(losses)`` once.
 
         For learnable weightings (uncertainty) the returned tensor may carry a graph to the
         combiner's parameters; the trainer then also steps them.
         """
 
+    def regulariser(self) -> Tensor:
+        """A term added to the weighted loss (uncertainty's ``sum_k s_k / 2``); zero by default."""
+        return torch.zeros(())
+
+    def weighted_loss(self, losses: Tensor) -> Tensor:
+        """The scalar the trainer backpropagates: ``sum_k w_k L_k + regulariser()``.
+
+        Its gradient with respect to the shared parameters is ``loss_weights(losses) @ G``, the
+        same direction ``__call__`` returns; the regulariser only reaches the combiner's own
+        parameters.
+        """
+        weights = self.loss_weights(losses)
+        return (weights.to(losses.device) * losses).sum() + self.regulariser().to(losses.device)
+
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        return self.loss_weights(losses).detach().to(G.dtype) @ G
+        check_inputs(G, losses)
+        return self.loss_weights(losses).detach().to(G.device, G.dtype) @ G
 
 
 def check_inputs(G: Tensor, losses: Tensor) -> None:
