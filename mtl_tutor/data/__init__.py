@@ -1,0 +1,25 @@
+"""Task data: the CS224N tasks, their files, a synthetic corpus, batches and task samplers."""
+
+from .batching import PAIR_ENCODINGS, Batch, collate
+from .io import (
+    DataFormatError,
+    DataIssue,
+    DataWarning,
+    Example,
+    TaskData,
+    load_task,
+    load_tasks,
+    read_task_file,
+    write_issues,
+)
+from .sampling import SAMPLER_NAMES, Sampler, TaskBatches, get_sampler
+from .synthetic import write_synthetic_corpus
+from .tasks import MULTITASK, TASKS, TaskSpec, get_task
+
+__all__ = [
+    "MULTITASK", "PAIR_ENCODINGS", "SAMPLER_NAMES", "TASKS",
+    "Batch", "DataFormatError", "DataIssue", "DataWarning", "Example", "Sampler", "TaskBatches",
+    "TaskData", "TaskSpec",
+    "collate", "get_sampler", "get_task", "load_task", "load_tasks", "read_task_file",
+    "write_issues", "write_synthetic_corpus",
+]

@@ -1,0 +1,417 @@
+"""Which batches a training step sees: an endless batch stream per task, and task samplers.
+
+:class:`TaskBatches` serves the batches of one task forever, reshuffled after every pass.
+A :class:`Sampler` decides which tasks a step contains; a step is a list of task names, one batch
+of each. Both are pure functions of (seed, how far they got), so their ``state_dict`` is tiny and
+a restored stream yields exactly the batches the original would have.
+
+Samplers (``get_sampler(name, ...)``):
+- "round-robin": every step holds one batch of every task, so the trainer gets K per-task
+  gradients per step (what gradient combiners need).
+- "sequential": all batches of task 1, then all of task 2, ...; one task per step.
+- "proportional": one task per step, task k drawn with probability N_k / sum_j N_j.
+- "annealed": Stickland & Murray 2019, "BERT and PALs: Projected Attention Layers for Efficient
+  Adaptation in Multi-Task Learning", https://arxiv.org/abs/1902.02671, section 4: task k drawn
+  with probability p_k proportional to N_k^alpha, alpha = 1 - 0.8 (e - 1) / (E - 1) in epoch
+  e = 1..E, from proportional (alpha = 1) towards nearly uniform (alpha = 0.2).
+Any sampler takes ``warmup_task=..., warmup_epochs=N``: only that task for the first N epochs, as
+Kehoe & Ravella (CS224N 2023 report) trained on paraphrase alone for 5 epochs first; the wrapped
+sampler then counts its epochs from the end of the warm-up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .batching import Batch, check_pair_encoding, collate
+from .io import TaskData
+
+
+def positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class TaskBatches:
+    """An endless, seeded, resumable stream of batches of one task.
+
+    Each pass (epoch) visits every example exactly once, in an order drawn from (seed, epoch);
+    the last batch of a pass may be smaller. With ``length_bucketing`` a pass is shuffled, then
+    sorted by token length within windows of ``bucket_window`` batches, cut into batches, and the
+    batch order shuffled, so each batch holds sentences of similar length and wastes little
+    padding while the order stays random.
+    """
+
+    def __init__(self, data: TaskData, tokenizer, batch_size: int, *, seed: int = 0,
+                 pair_encoding: str = "bi", max_length: int = 128,
+                 length_bucketing: bool = False, bucket_window: int = 50):
+        if not data.examples:
+            raise ValueError(f"data: {data.path} has no examples")
+        self.data, self.tokenizer = data, tokenizer
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.bucket_window = positive_int(bucket_window, "bucket_window")
+        self.max_length = positive_int(max_length, "max_length")
+        self.pair_encoding = check_pair_encoding(pair_encoding)
+        self.length_bucketing, self.seed = bool(length_bucketing), int(seed)
+        self.lengths = self.token_lengths() if self.length_bucketing else None
+        self.served = 0  # batches yielded so far, over all passes
+        self._order: tuple[int, list[np.ndarray]] | None = None  # (epoch, its batches)
+
+    def __repr__(self) -> str:
+        return (f"TaskBatches(task={self.data.task.name!r}, examples={len(self.data)}, "
+                f"batch_size={self.batch_size}, seed={self.seed}, "
+                f"pair_encoding={self.pair_encoding!r}, max_length={self.max_length}, "
+                f"length_bucketing={self.length_bucketing}, bucket_window={self.bucket_window})")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    @property
+    def epoch(self) -> int:
+        """Number of complete passes so far."""
+        return self.served // self.batches_per_epoch
+
+    @property
+    def position(self) -> int:
+        """Batches served in the current pass."""
+        return self.served % self.batches_per_epoch
+
+    def token_lengths(self) -> np.ndarray:
+        """Tokens per example (both sentences of a pair), truncated as :func:`collate` would."""
+        def count(texts: list[str]) -> np.ndarray:
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+            return np.array([len(x) for x in ids])
+
+        lengths = count([e.text_a for e in self.data.examples])
+        if self.data.task.kind == "pair":
+            lengths += count([e.text_b for e in self.data.examples])
+        return lengths
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The example indices of each batch of pass ``epoch``, in serving order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.data))
+        if self.length_bucketing:
+            window = self.bucket_window * self.batch_size
+            order = np.concatenate([
+                chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                for chunk in np.split(order, range(window, len(order), window))
+            ])
+        batches = np.split(order, range(self.batch_size, len(order), self.batch_size))
+        if self.length_bucketing:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> TaskBatches:
+        return self
+
+    def __next__(self) -> Batch:
+        epoch, position = divmod(self.served, self.batches_per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, self.epoch_batches(epoch))
+        self.served += 1
+        examples = [self.data.examples[i] for i in self._order[1][position]]
+        return collate(examples, self.data.task, self.tokenizer,
+                       pair_encoding=self.pair_encoding, max_length=self.max_length)
+
+    def config(self) -> dict:
+        return {"task": self.data.task.name, "examples": len(self.data),
+                "batch_size": self.batch_size, "length_bucketing": self.length_bucketing,
+                "bucket_window": self.bucket_window, "max_length": self.max_length}
+
+    def state_dict(self) -> dict:
+        return {"config": self.config(), "seed": self.seed, "served": self.served}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where the saved stream stopped (its seed included)."""
+        if state["config"] != self.config():
+            raise ValueError(f"TaskBatches state was saved with {state['config']}, "
+                             f"this stream has {self.config()}")
+        self.seed, self.served, self._order = int(state["seed"]), int(state["served"]), None
+
+
+class Sampler(ABC):
+    """Decides which tasks each training step contains.
+
+    Steps are numbered from 0 over the whole run. ``tasks_for_step(step)`` is a pure function of
+    the seed and ``step``; iterating a sampler walks the steps in order, and its state is the
+    next step number.
+    """
+
+    name: str = ""
+
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0):
+        if not task_sizes:
+            raise ValueError("task_sizes must name at least one task")
+        for task, size in task_sizes.items():
+            positive_int(size, f"task_sizes[{task!r}]")
+        self.task_sizes = dict(task_sizes)
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.seed, self.step = int(seed), 0
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(self.task_sizes)
+
+    def batches(self, task: str) -> int:
+        """Batches in one pass over ``task``."""
+        return math.ceil(self.task_sizes[task] / self.batch_size)
+
+    def options(self) -> dict:
+        """The constructor options beyond task sizes, batch size and seed (for repr and state)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = [f"{self.task_sizes!r}", f"batch_size={self.batch_size}", f"seed={self.seed}"]
+        args += [f"{k}={v!r}" for k, v in self.options().items()]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    @abstractmethod
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        """Steps in epoch ``epoch`` (0-based)."""
+
+    @abstractmethod
+    def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
+        """Tasks of step ``index`` (0-based) of epoch ``epoch``."""
+
+    def epoch_of(self, step: int) -> tuple[int, int]:
+        """(epoch, index within that epoch) of global step ``step``."""
+        if step < 0:
+            raise ValueError(f"step must be non-negative, got {step}")
+        epoch = 0
+        while step >= self.steps_per_epoch(epoch):
+            step -= self.steps_per_epoch(epoch)
+            epoch += 1
+        return epoch, step
+
+    def total_steps(self, epochs: int) -> int:
+        """Steps in the first ``epochs`` epochs."""
+        return sum(self.steps_per_epoch(e) for e in range(epochs))
+
+    def tasks_for_step(self, step: int) -> list[str]:
+        return self.tasks_in_epoch(*self.epoch_of(step))
+
+    def rng(self, epoch: int, index: int) -> np.random.Generator:
+        """The random draws of one step, independent of every other step's."""
+        return np.random.default_rng([self.seed, epoch, index])
+
+    def __iter__(self) -> Sampler:
+        return self
+
+    def __next__(self) -> list[str]:
+        tasks = self.tasks_for_step(self.step)
+        self.step += 1
+        return tasks
+
+    def config(self) -> dict:
+        """What a saved state must match: everything but the seed and the step."""
+        return {"class": type(self).__name__, "task_sizes": self.task_sizes,
+                "batch_size": self.batch_size, **self.options()}
+
+    def state_dict(self) -> dict:
+        return {"config": self.config(), "seed": self.seed, "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where the saved sampler stopped (its seed included)."""
+        if state["config"] != self.config():
+            raise ValueError(f"sampler state was saved with {state['config']}, "
+                             f"this sampler has {self.config()}")
+        self.seed, self.step = int(state["seed"]), int(state["step"])
+
+
+class RoundRobinSampler(Sampler):
+    """Every step: one batch of every task.
+
+    epoch_length: "min" or "max" (steps = batches of the smallest / largest task), or a task name
+      (steps = batches of that task); the other tasks' streams wrap around or stop short.
+    task_order: "fixed" (the order of ``task_sizes``) or "shuffled" (a fresh order every step).
+    """
+
+    name = "round-robin"
+
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                 epoch_length: str = "max", task_order: str = "fixed"):
+        super().__init__(task_sizes, batch_size, seed=seed)
+        if epoch_length not in ("min", "max", *self.task_names):
+            raise ValueError(f"epoch_length must be 'min', 'max' or a task name "
+                             f"({', '.join(self.task_names)}), got {epoch_length!r}")
+        if task_order not in ("fixed", "shuffled"):
+            raise ValueError(f"task_order must be 'fixed' or 'shuffled', got {task_order!r}")
+        self.epoch_length, self.task_order = epoch_length, task_order
+
+    def options(self) -> dict:
+        return {"epoch_length": self.epoch_length, "task_order": self.task_order}
+
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        counts = [self.batches(t) for t in self.task_names]
+        if self.epoch_length == "min":
+            return min(counts)
+        if self.epoch_length == "max":
+            return max(counts)
+        return self.batches(self.epoch_length)
+
+    def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
+        if self.task_order == "fixed":
+            return list(self.task_names)
+        order = self.rng(epoch, index).permutation(len(self.task_names))
+        return [self.task_names[i] for i in order]
+
+
+class SequentialSampler(Sampler):
+    """All batches of the first task, then all of the second, ...; one task per step."""
+
+    name = "sequential"
+
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        return sum(self.batches(t) for t in self.task_names)
+
+    def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
+        for task in self.task_names:
+            if index < self.batches(task):
+                return [task]
+            index -= self.batches(task)
+        raise ValueError(f"step {index} lies beyond epoch {epoch}")
+
+
+class ProportionalSampler(Sampler):
+    """One task per step, task k drawn with probability N_k^alpha / sum_j N_j^alpha, alpha = 1.
+
+    steps_per_epoch: steps in an epoch; by default the batches of all tasks together, so that
+      on average every example is seen once per epoch.
+    """
+
+    name = "proportional"
+
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                 steps_per_epoch: int | None = None):
+        super().__init__(task_sizes, batch_size, seed=seed)
+        if steps_per_epoch is not None:
+            positive_int(steps_per_epoch, "steps_per_epoch")
+        self.epoch_steps = steps_per_epoch
+
+    def options(self) -> dict:
+        return {"steps_per_epoch": self.epoch_steps}
+
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        return self.epoch_steps or sum(self.batches(t) for t in self.task_names)
+
+    def alpha(self, epoch: int) -> float:
+        return 1.0
+
+    def probabilities(self, epoch: int) -> np.ndarray:
+        """p_k for each task (in ``task_names`` order) during epoch ``epoch`` (0-based)."""
+        weights = np.array([self.task_sizes[t] for t in self.task_names], dtype=float)
+        weights = weights ** self.alpha(epoch)
+        return weights / weights.sum()
+
+    def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
+        k = self.rng(epoch, index).choice(len(self.task_names), p=self.probabilities(epoch))
+        return [self.task_names[k]]
+
+
+class AnnealedSampler(ProportionalSampler):
+    """Annealed sampling of Stickland & Murray 2019 (https://arxiv.org/abs/1902.02671):
+    p_k proportional to N_k^alpha, alpha = 1 - 0.8 (e - 1) / (E - 1) in epoch e = 1..E
+    (alpha = 1 when E = 1; epochs after E keep alpha = 0.2).
+
+    epochs: E, the number of epochs the annealing spans.
+    """
+
+    name = "annealed"
+
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                 epochs: int = 3, steps_per_epoch: int | None = None):
+        super().__init__(task_sizes, batch_size, seed=seed, steps_per_epoch=steps_per_epoch)
+        self.epochs = positive_int(epochs, "epochs")
+
+    def options(self) -> dict:
+        return {"epochs": self.epochs, **super().options()}
+
+    def alpha(self, epoch: int) -> float:
+        if self.epochs == 1:
+            return 1.0
+        e = min(epoch + 1, self.epochs)
+        return 1.0 - 0.8 * (e - 1) / (self.epochs - 1)
+
+
+class WarmupSampler(Sampler):
+    """Only ``warmup_task`` for the first ``warmup_epochs`` epochs, then ``sampler`` (whose
+    epochs count from the end of the warm-up)."""
+
+    def __init__(self, sampler: Sampler, warmup_task: str, warmup_epochs: int):
+        super().__init__(sampler.task_sizes, sampler.batch_size, seed=sampler.seed)
+        if warmup_task not in self.task_sizes:
+            raise ValueError(f"warmup_task must be one of {', '.join(self.task_names)}, "
+                             f"got {warmup_task!r}")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) \
+                or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
+        self.sampler, self.warmup_task, self.warmup_epochs = sampler, warmup_task, warmup_epochs
+        self.name = sampler.name
+
+    def options(self) -> dict:
+        return {"sampler": self.sampler.config(), "warmup_task": self.warmup_task,
+                "warmup_epochs": self.warmup_epochs}
+
+    def __repr__(self) -> str:
+        return (f"WarmupSampler({self.sampler!r}, warmup_task={self.warmup_task!r}, "
+                f"warmup_epochs={self.warmup_epochs})")
+
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        if epoch < self.warmup_epochs:
+            return self.batches(self.warmup_task)
+        return self.sampler.steps_per_epoch(epoch - self.warmup_epochs)
+
+    def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
+        if epoch < self.warmup_epochs:
+            return [self.warmup_task]
+        return self.sampler.tasks_in_epoch(epoch - self.warmup_epochs, index)
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.sampler.seed = self.seed
+
+
+SAMPLERS: dict[str, type[Sampler]] = {
+    cls.name: cls
+    for cls in (RoundRobinSampler, SequentialSampler, ProportionalSampler, AnnealedSampler)
+}
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
+WARMUP_OPTIONS = ("warmup_task", "warmup_epochs")
+
+
+def sampler_options(name: str) -> tuple[str, ...]:
+    """The keyword options sampler ``name`` accepts (warm-up options included)."""
+    own = [p for p in inspect.signature(SAMPLERS[name]).parameters
+           if p not in ("task_sizes", "batch_size", "seed")]
+    return (*own, *WARMUP_OPTIONS)
+
+
+def get_sampler(name: str, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                **options) -> Sampler:
+    """The sampler called ``name`` over tasks of ``task_sizes`` examples, ``batch_size`` a batch.
+
+    >>> sampler = get_sampler("round-robin", {"sst": 100, "sts": 50}, 10, epoch_length="min")
+    >>> sampler.steps_per_epoch(), sampler.tasks_for_step(0)
+    (5, ['sst', 'sts'])
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; valid samplers: {', '.join(SAMPLER_NAMES)}")
+    valid = sampler_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for sampler {name!r}; "
+                         f"valid options: {', '.join(valid)}")
+    warmup = {k: options.pop(k) for k in WARMUP_OPTIONS if k in options}
+    sampler = SAMPLERS[name](task_sizes, batch_size, seed=seed, **options)
+    if not warmup:
+        return sampler
+    if len(warmup) == 1:
+        raise ValueError("warm-up needs both warmup_task and warmup_epochs")
+    return WarmupSampler(sampler, **warmup)
