@@ -1,0 +1,83 @@
+"""Atomic writes and self-contained run directories.
+
+A run directory holds everything needed to use the trained model without the original backbone
+source: ``model.safetensors`` (backbone and heads), ``bert_config.json``, ``tokenizer/`` and
+``run_config.json``. Files are written to a temporary name, flushed with fsync and renamed, so a
+crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .bert import BertConfig, BertModel
+from .data.tasks import get_task
+from .model import MultitaskModel
+from .run_config import TrainConfig
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)`` then fsync and rename the result onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_model(run_dir: Path, model: MultitaskModel, name: str = "model.safetensors") -> Path:
+    """Write the model's weights (backbone and heads) atomically; return the file's path."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(run_dir / name, lambda tmp: save_file(state, tmp))
+    return run_dir / name
+
+
+def write_run_files(run_dir: Path, config: TrainConfig, model: MultitaskModel, tokenizer) -> None:
+    """The parts of a run directory that do not change during training."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "run_config.json", json.dumps(asdict(config), indent=2) + "\n")
+    atomic_write_text(run_dir / "bert_config.json",
+                      json.dumps(model.bert.config.to_dict(), indent=2) + "\n")
+    atomic_write_text(run_dir / "heads.json", json.dumps(model.head_configs, indent=2) + "\n")
+    tokenizer.save_pretrained(str(run_dir / "tokenizer"))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """Rebuild a trained model from its run directory: ``(model, tokenizer, config)``."""
+    from transformers import BertTokenizerFast
+
+    run_dir = Path(run_dir)
+    for name in ("run_config.json", "bert_config.json", "heads.json", "model.safetensors"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir}: no {name}; is this a finished mtl-tutor run?")
+    config = TrainConfig.load(run_dir / "run_config.json")
+    bert = BertModel(BertConfig.from_json(run_dir / "bert_config.json"))
+    heads = json.loads((run_dir / "heads.json").read_text(encoding="utf-8"))
+    heads = {t: {k: tuple(v) if isinstance(v, list) else v for k, v in h.items()}
+             for t, h in heads.items()}
+    model = MultitaskModel(bert, {t: get_task(t) for t in config.tasks}, heads)
+    model.load_state_dict(load_file(run_dir / "model.safetensors", device="cpu"))
+    tokenizer = BertTokenizerFast.from_pretrained(str(run_dir / "tokenizer"))
+    return model.to(device).eval(), tokenizer, config

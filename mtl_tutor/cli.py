@@ -1,0 +1,165 @@
+"""The ``mtl-tutor`` command: train, eval, predict and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .run_config import TrainConfig
+
+PREDICTION_FILES = {  # CS224N starter-code names and headers
+    "sst": ("sst-{split}-output.csv", "Predicted_Sentiment"),
+    "quora": ("para-{split}-output.csv", "Predicted_Is_Paraphrase"),
+    "sts": ("sts-{split}-output.csv", "Predicted_Similiarity"),
+    "cfimdb": ("cfimdb-{split}-output.csv", "Predicted_Sentiment"),
+}
+
+
+def parse_options(pairs: list[str], flag: str) -> dict:
+    """``["k=v", ...]`` -> dict; values are read as JSON when they parse (numbers, true, lists)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: {flag} expects key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--backbone", default=d.backbone,
+                   help="minilm-l6 (embedded), tiny, a checkpoint directory or a hub name")
+    p.add_argument("--data", required=True, help="directory of {task}-{split}.csv files")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--tasks", default=",".join(d.tasks), help="comma-separated task names")
+    p.add_argument("--combiner", default=d.combiner, help="combiner name (see COMBINER_NAMES)")
+    p.add_argument("--combiner-opt", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--sampler", default=d.sampler)
+    p.add_argument("--sampler-opt", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pair-encoding", default=d.pair_encoding, choices=("bi", "cross"))
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="examples per task per step")
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-fraction", type=float, default=d.warmup_fraction)
+    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--strict-data", action="store_true", help="a defective data row is an error")
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in known}
+    values["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    values["combiner_options"] = parse_options(args.combiner_opt, "--combiner-opt")
+    values["sampler_options"] = parse_options(args.sampler_opt, "--sampler-opt")
+    values["progress"] = not args.no_progress
+    return TrainConfig(**values)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    summary = train(config_from_args(args))
+    print(json.dumps({"run": summary["run"], "best": summary["best"],
+                      "seconds": round(summary["seconds"], 1)}))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .checkpoint import load_run
+    from .data import load_task
+    from .evaluate import evaluate, ordered_batches
+
+    model, tokenizer, config = load_run(args.run, args.device)
+    loaders = {}
+    for task in config.tasks:
+        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        loaders[task] = [b.to(args.device) for b in ordered_batches(
+            data, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+            max_length=config.max_length)]
+    print(json.dumps(evaluate(model, loaders)))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .checkpoint import load_run
+    from .data import load_task
+    from .evaluate import ordered_batches, predict_task
+
+    model, tokenizer, config = load_run(args.run, args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task in config.tasks:
+        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        batches = (b.to(args.device) for b in ordered_batches(
+            data, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+            max_length=config.max_length))
+        ids, preds, _ = predict_task(model, batches)
+        by_id = dict(zip(ids, preds.tolist()))
+        name, header = PREDICTION_FILES[task]
+        path = out / name.format(split=args.split)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"id \t {header} \n")
+            for example in data.examples:  # the input file's order
+                value = by_id[example.id]
+                f.write(f"{example.id} , {value if task == 'sts' else int(value)} \n")
+        print(f"wrote {path} ({len(data.examples)} rows)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl-tutor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a multitask model")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    for name, func, help_ in (("eval", cmd_eval, "print a run's metrics as one JSON object"),
+                              ("predict", cmd_predict, "write CS224N-format prediction files")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--run", required=True, help="run directory written by train")
+        p.add_argument("--data", required=True)
+        p.add_argument("--split", default="dev")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--strict-data", action="store_true")
+        if name == "predict":
+            p.add_argument("--out", required=True, help="directory for the prediction files")
+        p.set_defaults(func=func)
+    p = sub.add_parser("demo", help="train MiniLM-L6 with PCGrad on the synthetic corpus")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

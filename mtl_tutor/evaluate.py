@@ -1,0 +1,83 @@
+"""Metrics of the CS224N multitask project and the overall score.
+
+SST and Quora are scored by accuracy, STS by the Pearson correlation of predicted and gold
+similarity, and the leaderboard combines them as
+
+    overall = (sst_acc + para_acc + (sts_pearson + 1) / 2) / 3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+METRIC_KEYS = {"sst": "sst_acc", "quora": "para_acc", "sts": "sts_pearson", "cfimdb": "cfimdb_acc"}
+
+
+def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(predictions) == np.asarray(labels)).mean())
+
+
+def pearson(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Pearson correlation; 0.0 when either side is constant (it is undefined there)."""
+    x = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def overall_score(metrics: dict[str, float]) -> float:
+    """The CS224N leaderboard's overall score from sst_acc, para_acc and sts_pearson."""
+    return (metrics["sst_acc"] + metrics["para_acc"] + (metrics["sts_pearson"] + 1) / 2) / 3
+
+
+@torch.no_grad()
+def predict_task(model, batches) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Run the model over an iterable of batches of one task: ids, predictions, gold labels."""
+    was_training = model.training
+    model.eval()
+    ids, preds, gold = [], [], []
+    for batch in batches:
+        ids += batch.ids
+        preds.append(model.predict(batch).float().cpu().numpy())
+        if batch.labels is not None:
+            gold.append(batch.labels.float().cpu().numpy())
+    model.train(was_training)
+    return ids, np.concatenate(preds), np.concatenate(gold) if gold else None
+
+
+def task_metric(task, predictions: np.ndarray, labels: np.ndarray) -> float:
+    if task.metric == "pearson":
+        return pearson(predictions, labels)
+    return accuracy(predictions, labels)
+
+
+def evaluate(model, loaders: dict[str, object]) -> dict[str, float]:
+    """Metrics for every task in ``loaders`` (task name -> iterable of labelled batches), plus
+    ``overall`` when SST, Quora and STS are all present."""
+    metrics = {}
+    for name, batches in loaders.items():
+        _, preds, gold = predict_task(model, batches)
+        key = METRIC_KEYS.get(name, f"{name}_metric")
+        metrics[key] = task_metric(model.tasks[name], preds, gold)
+    if all(k in metrics for k in ("sst_acc", "para_acc", "sts_pearson")):
+        metrics["overall"] = overall_score(metrics)
+    return {k: (v if math.isfinite(v) else float("nan")) for k, v in metrics.items()}
+
+
+def ordered_batches(data, tokenizer, batch_size: int, *, pair_encoding: str = "bi",
+                    max_length: int = 128):
+    """One pass over a task's examples in batches of similar length (little padding).
+
+    Examples are grouped by text length for speed; each batch carries its ids, so predictions
+    are matched to examples by id, never by position.
+    """
+    from .data.batching import collate
+
+    examples = sorted(data.examples, key=lambda e: len(e.text_a) + len(e.text_b or ""))
+    for i in range(0, len(examples), batch_size):
+        yield collate(examples[i:i + batch_size], data.task, tokenizer,
+                      pair_encoding=pair_encoding, max_length=max_length)

@@ -1,0 +1,63 @@
+"""Everything that defines a training run, saved as RUN/run_config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "minilm-l6"        # "minilm-l6", "tiny", a checkpoint directory or a hub name
+    data: str = ""                     # directory of {task}-{split}.csv files
+    out: str = "runs/run"              # run directory (created)
+    tasks: tuple[str, ...] = ("sst", "quora", "sts")
+    combiner: str = "sum"              # name in mtl_tutor.combiners.COMBINER_NAMES
+    combiner_options: dict = field(default_factory=dict)
+    sampler: str = "round-robin"       # name in mtl_tutor.data.sampling.SAMPLER_NAMES
+    sampler_options: dict = field(default_factory=dict)
+    heads: dict = field(default_factory=dict)  # task -> {"name": head name, **options}
+    pair_encoding: str = "bi"          # "bi" (each sentence encoded alone) or "cross"
+    epochs: int = 3
+    max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
+    batch_size: int = 32               # examples per task per step
+    max_length: int = 128              # tokens per sequence after truncation
+    lr: float = 5e-5                   # peak learning rate (backbone and heads)
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1       # linear warm-up over this fraction, then linear decay
+    max_grad_norm: float | None = 1.0  # clip the combined gradient's norm (None: no clipping)
+    seed: int = 0
+    strict_data: bool = False          # a defective data row is an error instead of a warning
+    eval_every: int | None = None      # evaluate every N steps as well as after every epoch
+    eval_batch_size: int = 128
+    device: str = "auto"               # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    log_layer_cosines: bool = True     # per-layer-group task cosines in every log record
+    progress: bool = True              # tqdm bar in the terminal
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(self.tasks)
+        if self.pair_encoding not in ("bi", "cross"):
+            raise ValueError(f"pair_encoding must be 'bi' or 'cross', got {self.pair_encoding!r}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**raw)

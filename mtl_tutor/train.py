@@ -1,0 +1,208 @@
+"""The trainer: one visible loop, extended by callbacks.
+
+Each step draws one batch for every task the sampler names. With a combiner that needs per-task
+gradients, each task's loss is backpropagated on its own into row k of the flat buffer ``G``
+(:class:`~mtl_tutor.gradients.TaskGradients`); the combiner turns ``G`` into one direction ``d``,
+which becomes the shared parameters' gradient. A combiner whose weights depend on the losses
+only (``sum``, uncertainty weighting, ...) takes a single backward pass of the weighted loss.
+Heads keep their own gradients either way. Then clipping, AdamW and the learning-rate schedule.
+
+Callbacks are objects with any of ``on_step(record)``, ``on_eval(metrics)`` and
+``on_train_end(summary)``; ``record`` is the same dictionary written to ``RUN/log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .bert import load_backbone
+from .checkpoint import save_model, write_run_files
+from .combiners import get_combiner
+from .data import TaskBatches, get_sampler, load_task, write_issues
+from .data.tasks import get_task
+from .evaluate import evaluate, ordered_batches
+from .gradients import TaskGradients, conflict_statistics
+from .model import MultitaskModel
+from .optim import AdamW
+from .run_config import TrainConfig
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN or infinite; the last good model was saved first."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def warmup_linear_decay(warmup_steps: int, total_steps: int):
+    """lr factor: linear from 0 to 1 over the warm-up, then linear down to 0 at the last step."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return factor
+
+
+def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> dict:
+    """Load every task's file of a split, reporting skipped rows in ``run_dir``."""
+    data = {t: load_task(config.data, t, split, strict=config.strict_data) for t in config.tasks}
+    issues = [issue for d in data.values() for issue in d.issues]
+    if run_dir is not None and issues:
+        write_issues(issues, run_dir / f"data_issues_{split}.txt")
+    return data
+
+
+def train(config: TrainConfig, callbacks=()) -> dict:
+    """Train a multitask model as ``config`` says; return the best dev metrics and the run dir."""
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    train_data = load_split(config, "train", run_dir)
+    dev_data = load_split(config, "dev", run_dir)
+
+    bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
+    model = MultitaskModel(bert, {t: get_task(t) for t in config.tasks}, config.heads).to(device)
+    write_run_files(run_dir, config, model, tokenizer)
+
+    streams = {t: TaskBatches(d, tokenizer, config.batch_size, seed=config.seed + i,
+                              pair_encoding=config.pair_encoding, max_length=config.max_length)
+               for i, (t, d) in enumerate(train_data.items())}
+    sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
+                          config.batch_size, seed=config.seed, **config.sampler_options)
+    total_steps = sampler.total_steps(config.epochs)
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
+    combiner = get_combiner(config.combiner, seed=config.seed, **config.combiner_options)
+    shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
+    grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
+    combiner.attach(grads.layer_slices)
+    groups = [{"params": [p for _, p in shared] + model.task_parameters()}]
+    if combiner.parameters():
+        groups.append({"params": combiner.parameters(), "weight_decay": 0.0})
+    optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_linear_decay(int(config.warmup_fraction * total_steps), total_steps))
+
+    on_step = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
+    on_eval = [cb.on_eval for cb in callbacks if hasattr(cb, "on_eval")]
+    dev_loaders = {t: list(ordered_batches(d, tokenizer, config.eval_batch_size,
+                                           pair_encoding=config.pair_encoding,
+                                           max_length=config.max_length))
+                   for t, d in dev_data.items()}
+    best, best_score, history = None, -math.inf, []
+    log = open(run_dir / "log.jsonl", "w", encoding="utf-8")
+    eval_log = open(run_dir / "eval.jsonl", "w", encoding="utf-8")
+    epoch_losses: dict[str, list[float]] = {t: [] for t in config.tasks}
+    bar = tqdm(total=total_steps, desc=f"train {config.combiner}", disable=not config.progress)
+    start = time.perf_counter()
+    model.train()
+
+    def run_eval(step: int, epoch: int) -> None:
+        nonlocal best, best_score
+        loaders = {t: [b.to(device) for b in bs] for t, bs in dev_loaders.items()}
+        metrics = {"step": step, "epoch": epoch, **evaluate(model, loaders)}
+        eval_log.write(json.dumps(metrics) + "\n")
+        eval_log.flush()
+        history.append(metrics)
+        score = metrics.get("overall", sum(v for k, v in metrics.items()
+                                           if k not in ("step", "epoch")))
+        if score > best_score:
+            best, best_score = metrics, score
+            save_model(run_dir, model)
+        for fn in on_eval:
+            fn(metrics)
+        bar.write(f"epoch {epoch} step {step}: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("step", "epoch")))
+
+    try:
+        for step in range(total_steps):
+            epoch, index = sampler.epoch_of(step)
+            tasks = next(sampler)
+            batches = [next(streams[t]).to(device) for t in tasks]
+            if combiner.needs_gradients:
+                losses = []
+                for k, batch in enumerate(batches):
+                    grads.capture(k)
+                    loss = model.loss(batch)
+                    _check_finite(loss, step, batch.task, run_dir, model)
+                    loss.backward()
+                    losses.append(loss.detach())
+                losses = torch.stack(losses)
+                G = grads.G[:len(batches)]
+                d = combiner(G, losses)
+                stats = conflict_statistics(
+                    G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
+                grads.write_direction(d)
+            else:
+                grads.capture_direction()
+                task_losses = torch.stack([model.loss(b) for b in batches])
+                for loss, batch in zip(task_losses, batches):
+                    _check_finite(loss, step, batch.task, run_dir, model)
+                (combiner.loss_weights(task_losses) * task_losses).sum().backward()
+                losses, stats = task_losses.detach(), {}
+            if not torch.isfinite(grads.direction).all():
+                _diverged(step, "/".join(tasks), "gradient", run_dir, model)
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+            if combiner.wants_losses_after:
+                with torch.no_grad():
+                    combiner.on_step_end(torch.stack([model.loss(b) for b in batches]))
+
+            record = {"step": step, "epoch": epoch, "lr": schedule.get_last_lr()[0],
+                      "losses": dict(zip(tasks, losses.tolist())), **stats,
+                      "time": time.perf_counter() - start}
+            log.write(json.dumps(record) + "\n")
+            for t, v in record["losses"].items():
+                epoch_losses[t].append(v)
+            for fn in on_step:
+                fn(record)
+            bar.update()
+            bar.set_postfix({t: f"{v:.3f}" for t, v in record["losses"].items()}, refresh=False)
+
+            end_of_epoch = index + 1 == sampler.steps_per_epoch(epoch) or step + 1 == total_steps
+            if end_of_epoch:
+                combiner.on_epoch_end(torch.tensor(
+                    [sum(v) / max(1, len(v)) for v in epoch_losses.values()]))
+                epoch_losses = {t: [] for t in config.tasks}
+            if end_of_epoch or (config.eval_every and (step + 1) % config.eval_every == 0):
+                log.flush()
+                run_eval(step + 1, epoch + 1)
+    finally:
+        bar.close()
+        log.close()
+        eval_log.close()
+    summary = {"run": str(run_dir), "best": best, "history": history,
+               "steps": total_steps, "seconds": time.perf_counter() - start}
+    for cb in callbacks:
+        if hasattr(cb, "on_train_end"):
+            cb.on_train_end(summary)
+    return summary
+
+
+def _check_finite(loss: torch.Tensor, step: int, task: str, run_dir: Path, model) -> None:
+    if not torch.isfinite(loss):
+        _diverged(step, task, "loss", run_dir, model)
+
+
+def _diverged(step: int, task: str, what: str, run_dir: Path, model) -> None:
+    path = save_model(run_dir, model, "last_good.safetensors")
+    warnings.warn(f"step {step}: non-finite {what} for task {task}", stacklevel=2)
+    raise TrainingDiverged(
+        f"step {step}: the {what} of task {task} is NaN or infinite; training stopped. "
+        f"The model before this step is saved in {path}. Try a lower --lr or --max-grad-norm."
+    )
