@@ -1,0 +1,30 @@
+"""Shared fixtures: a small synthetic corpus, the real CS224N data when present, the tiny backbone."""
+
+from pathlib import Path
+
+import pytest
+
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cs224n"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A small three-task corpus in CS224N format (64 train, 32 dev, 16 test rows per task)."""
+    from mtl_tutor.data import write_synthetic_corpus
+
+    return write_synthetic_corpus(tmp_path_factory.mktemp("synthetic"), n_train=64, n_dev=32,
+                                  n_test=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    if not (REAL_DATA / "sst-train.csv").exists():
+        pytest.skip(f"real CS224N data not found at {REAL_DATA} (see README: download it there)")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    from mtl_tutor import load_backbone
+
+    return load_backbone("tiny", seed=0)
