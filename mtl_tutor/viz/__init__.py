@@ -1,0 +1,20 @@
+"""Widgets and figures: gradient geometry, conflict landscapes, live training curves, reports.
+
+Every figure is a plain ``go.Figure`` from a pure function; widgets wrap those in
+``go.FigureWidget`` and ipywidgets controls; :func:`save_figure` writes HTML (and PNG via kaleido).
+"""
+
+from .export import save_figure
+from .geometry import GradientGeometry
+from .geometry_figure import combiner_figure, geometry_figure, gradients_from_angles
+from .span import SpanProjection, project_onto_span
+
+__all__ = [
+    "GradientGeometry",
+    "SpanProjection",
+    "combiner_figure",
+    "geometry_figure",
+    "gradients_from_angles",
+    "project_onto_span",
+    "save_figure",
+]
