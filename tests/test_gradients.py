@@ -1,0 +1,98 @@
+"""The flat per-task gradient buffer and the conflict statistics."""
+
+import torch
+
+from mtl_tutor.data import MULTITASK, TaskBatches, get_task, load_task
+from mtl_tutor.gradients import TaskGradients, conflict_statistics, cosine_matrix, layer_group
+from mtl_tutor.model import MultitaskModel
+
+
+def make_model(tiny_backbone):
+    bert, tokenizer = tiny_backbone
+    torch.manual_seed(0)
+    model = MultitaskModel(bert, {t: get_task(t) for t in MULTITASK})
+    model.eval()  # no dropout: gradients comparable across two computations
+    return model, tokenizer
+
+
+def batches(synthetic_dir, tokenizer):
+    return [next(TaskBatches(load_task(synthetic_dir, t, "train"), tokenizer, 8, seed=0))
+            for t in MULTITASK]
+
+
+def test_rows_of_G_are_each_tasks_own_gradient(tiny_backbone, synthetic_dir):
+    model, tokenizer = make_model(tiny_backbone)
+    named = list(model.bert.named_parameters())
+    params = [p for _, p in named]
+    grads = TaskGradients(params, 3, [n for n, _ in named])
+    bs = batches(synthetic_dir, tokenizer)
+    for k, b in enumerate(bs):
+        grads.capture(k)
+        model.loss(b).backward()
+    for k, b in enumerate(bs):
+        expected = torch.autograd.grad(model.loss(b), params, allow_unused=True)
+        flat = torch.cat([(e if e is not None else torch.zeros_like(p)).flatten()
+                          for e, p in zip(expected, params)])
+        torch.testing.assert_close(grads.G[k], flat, rtol=1e-5, atol=1e-7)
+
+
+def test_backward_writes_into_the_buffer_without_copies(tiny_backbone):
+    bert, _ = tiny_backbone
+    params = list(bert.parameters())
+    grads = TaskGradients(params, 2)
+    grads.capture(1)
+    assert all(p.grad.data_ptr() >= grads.G[1].data_ptr() for p in params)
+    assert all(p.grad.data_ptr() < grads.G[1].data_ptr() + grads.G[1].numel() * 4 for p in params)
+
+
+def test_write_direction_makes_d_every_parameters_gradient(tiny_backbone):
+    bert, _ = tiny_backbone
+    params = list(bert.parameters())
+    grads = TaskGradients(params, 2)
+    d = torch.arange(grads.num_params, dtype=torch.float32)
+    grads.write_direction(d)
+    torch.testing.assert_close(torch.cat([p.grad.flatten() for p in params]), d)
+
+
+def test_layer_slices_cover_G_contiguously_in_bert_groups(tiny_backbone):
+    bert, _ = tiny_backbone
+    named = list(bert.named_parameters())
+    grads = TaskGradients([p for _, p in named], 1, [n for n, _ in named])
+    names = [g for g, _ in grads.layer_slices]
+    assert names == ["embeddings", "layer.0", "layer.1", "pooler"]
+    starts = [s.start for _, s in grads.layer_slices]
+    stops = [s.stop for _, s in grads.layer_slices]
+    assert starts[0] == 0 and stops[-1] == grads.num_params and starts[1:] == stops[:-1]
+    assert layer_group("encoder.layer.11.output.dense.weight") == "layer.11"
+
+
+def test_conflict_statistics_on_a_known_geometry():
+    G = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    d = G.sum(0)
+    stats = conflict_statistics(G, d, ["a", "b", "c"], [("x", slice(0, 1)), ("y", slice(1, 3))])
+    assert stats["conflict"] is True
+    assert abs(stats["cosines"]["a/b"] + 2 ** -0.5) < 1e-6
+    assert stats["cosines"]["a/c"] == 0.0
+    assert stats["changed"] == 0.0
+    assert abs(stats["grad_norms"]["c"] - 2.0) < 1e-6
+    assert stats["layer_cosines"]["x"]["a/b"] == -1.0
+
+
+def test_cosines_of_zero_rows_are_zero_not_nan():
+    cos = cosine_matrix(torch.zeros(3, 3))
+    assert torch.equal(cos, torch.zeros(3, 3))
+
+
+def test_one_backward_of_the_summed_loss_equals_the_sum_of_rows(tiny_backbone, synthetic_dir):
+    """The `sum` fast path computes the same direction as K per-task passes and G.sum(0)."""
+    model, tokenizer = make_model(tiny_backbone)
+    params = list(model.bert.parameters())
+    grads = TaskGradients(params, 3)
+    bs = batches(synthetic_dir, tokenizer)
+    for k, b in enumerate(bs):
+        grads.capture(k)
+        model.loss(b).backward()
+    per_task = grads.G.sum(0).clone()
+    grads.capture_direction()
+    sum(model.loss(b) for b in bs).backward()
+    torch.testing.assert_close(grads.direction, per_task, rtol=1e-5, atol=1e-7)
