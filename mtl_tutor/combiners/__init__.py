@@ -11,13 +11,49 @@ from __future__ import annotations
 
 import inspect
 
+from .aligned import AlignedMTL
 from .base import Combiner, GramianCombiner, LossWeighting
+from .cagrad import CAGrad
+from .config import ConFIG
+from .dbmtl import DBMTL
+from .dwa import DWA
+from .fairgrad import FairGrad
+from .famo import FAMO
+from .gradattention import GradAttention
+from .graddrop import GradDrop
+from .gradnorm import GradNorm
+from .gradvac import GradVac
+from .imtl import IMTL
+from .mgda import MGDA
+from .nashmtl import NashMTL
 from .pcgrad import PCGrad
+from .rlw import RLW
 from .sum import Sum
+from .uncertainty import Uncertainty
+from .upgrad import UPGrad
 
 _COMBINERS: dict[str, type[Combiner]] = {
+    # the CS224N reports' methods
     "sum": Sum,
     "pcgrad": PCGrad,
+    "gradvac": GradVac,
+    "uncertainty": Uncertainty,
+    "gradattention": GradAttention,
+    # the field: gradient-based, then loss-based
+    "mgda": MGDA,
+    "cagrad": CAGrad,
+    "imtl": IMTL,
+    "nashmtl": NashMTL,
+    "aligned": AlignedMTL,
+    "upgrad": UPGrad,
+    "dwa": DWA,
+    "rlw": RLW,
+    "gradnorm": GradNorm,
+    "famo": FAMO,
+    "graddrop": GradDrop,
+    "config": ConFIG,
+    "fairgrad": FairGrad,
+    "dbmtl": DBMTL,
 }
 
 COMBINER_NAMES: tuple[str, ...] = tuple(_COMBINERS)

@@ -102,25 +102,12 @@ class LossWeighting(Combiner):
 
     @abstractmethod
     def loss_weights(self, losses: Tensor) -> Tensor:
-        """Return K weights; the trainer backpropagates ``weighted_loss(losses)`` once.
+        """Return K weights; the trainer backpropagates ``(weights * losses).sum()`` once.
 
         For learnable weightings (uncertainty) the returned tensor may carry a graph to the
-        combiner's parameters; the trainer then also steps them.
+        combiner's parameters; the trainer then also steps them. Its value is always the weights
+        that multiply the task gradients, so ``__call__`` returns ``weights.detach() @ G``.
         """
-
-    def regulariser(self) -> Tensor:
-        """A term added to the weighted loss (uncertainty's ``sum_k s_k / 2``); zero by default."""
-        return torch.zeros(())
-
-    def weighted_loss(self, losses: Tensor) -> Tensor:
-        """The scalar the trainer backpropagates: ``sum_k w_k L_k + regulariser()``.
-
-        Its gradient with respect to the shared parameters is ``loss_weights(losses) @ G``, the
-        same direction ``__call__`` returns; the regulariser only reaches the combiner's own
-        parameters.
-        """
-        weights = self.loss_weights(losses)
-        return (weights.to(losses.device) * losses).sum() + self.regulariser().to(losses.device)
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         check_inputs(G, losses)
