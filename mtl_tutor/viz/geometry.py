@@ -12,6 +12,7 @@ and its direction is projected the same way.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -126,30 +127,32 @@ class GradientGeometry:
         self.angle_sliders, self.elevation_sliders, self.length_sliders = [], [], []
         rows = []
         for k, name in enumerate(self.task_names):
-            angle = widgets.FloatSlider(value=DEFAULT_ANGLES[k], min=-180, max=180, step=1,
-                                        description="angle°" if self.dim == 2 else "azimuth°")
-            length = widgets.FloatSlider(value=DEFAULT_LENGTHS[k], min=0, max=MAX_LENGTH,
-                                         step=0.05, description="length")
-            row = [widgets.HTML(f"<b>{name}</b>", layout={"width": "70px"}), angle]
+            sliders = {"angle": widgets.FloatSlider(
+                value=DEFAULT_ANGLES[k], min=-180, max=180, step=1,
+                description="angle°" if self.dim == 2 else "azimuth°",
+            )}
             if self.dim == 3:
-                elevation = widgets.FloatSlider(value=DEFAULT_ELEVATIONS[k], min=-90, max=90,
-                                                step=1, description="elevation°")
-                self.elevation_sliders.append(elevation)
-                row.append(elevation)
-            row.append(length)
-            for slider in row[1:]:
-                slider.add_class(f"mtl-slider-{k}")
+                sliders["elevation"] = widgets.FloatSlider(
+                    value=DEFAULT_ELEVATIONS[k], min=-90, max=90, step=1, description="elevation°"
+                )
+                self.elevation_sliders.append(sliders["elevation"])
+            sliders["length"] = widgets.FloatSlider(
+                value=DEFAULT_LENGTHS[k], min=0, max=MAX_LENGTH, step=0.05, description="length"
+            )
+            for kind, slider in sliders.items():
+                slider.add_class(f"mtl-{kind}-{k}")  # e.g. mtl-angle-1, for browser tests
                 slider.observe(self._on_slider, names="value")
-            self.angle_sliders.append(angle)
-            self.length_sliders.append(length)
-            rows.append(widgets.HBox(row))
+            self.angle_sliders.append(sliders["angle"])
+            self.length_sliders.append(sliders["length"])
+            label = widgets.HTML(f"<b>{html.escape(name)}</b>", layout={"width": "70px"})
+            rows.append(widgets.HBox([label, *sliders.values()]))
         self.combiner_dropdown.observe(lambda _: self._redraw(), names="value")
         self.figure_widget = go.FigureWidget()
         self.readout = widgets.HTML()
         self.readout.add_class("mtl-geometry-readout")
         self.widget = widgets.VBox(
             [widgets.HBox([self.combiner_dropdown, self.random_button]), *rows,
-             widgets.HBox([self.figure_widget, self.readout])]
+             self.figure_widget, self.readout]
         )
 
     def _on_slider(self, _change) -> None:
@@ -242,7 +245,7 @@ class GradientGeometry:
         )
         fig = geometry_figure(gradients, d, combiner_name=name, task_names=self.task_names,
                               reference=total, constructions=constructions)
-        return fig, readout_html(gramian, g_dot_d, d, self.task_names, name, note)
+        return fig, readout_html(gradients, gramian, g_dot_d, d, self.task_names, name, note)
 
     def _redraw(self) -> None:
         try:
