@@ -49,6 +49,15 @@ def test_head_count_must_divide_width():
         BertConfig(hidden_size=64, num_attention_heads=5)
 
 
+def test_bad_attention_path_names_the_field():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        BertConfig(attention="flash")
+
+
+def test_hf_config_gets_the_default_attention_path(tmp_path):
+    assert BertConfig.from_json(write(tmp_path, {"hidden_size": 768})).attention == "unpadded"
+
+
 def test_round_trip_through_dict():
     config = BertConfig(hidden_size=64, num_attention_heads=4, hidden_act="gelu_new")
     assert BertConfig(**config.to_dict()) == config

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+ATTENTION_PATHS = ("unpadded", "padded")
+
 
 @dataclass
 class BertConfig:
@@ -21,6 +23,8 @@ class BertConfig:
     layer_norm_eps: float = 1e-12      # LayerNorm epsilon
     pad_token_id: int = 0              # id of [PAD]
     hidden_act: str = "gelu"           # feed-forward activation: "gelu" (erf) or "gelu_new" (tanh)
+    attention: str = "unpadded"        # "unpadded": compute on real tokens only (faster, see
+                                       # bench/minbert_vs_hf.py); "padded": on the whole (B, T)
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -30,6 +34,8 @@ class BertConfig:
             )
         if self.hidden_act not in ("gelu", "gelu_new"):
             raise ValueError(f"hidden_act must be 'gelu' or 'gelu_new', got {self.hidden_act!r}")
+        if self.attention not in ATTENTION_PATHS:
+            raise ValueError(f"attention must be one of {ATTENTION_PATHS}, got {self.attention!r}")
 
     @classmethod
     def from_json(cls, path: str | Path) -> BertConfig:

@@ -6,15 +6,25 @@ Post-LayerNorm blocks as in the paper and in every released BERT checkpoint:
 Attention is softmax(Q K^T / sqrt(hs) + mask) V through ``scaled_dot_product_attention``, where
 the mask is -inf at padding keys. Parameter names follow the Hugging Face layout so any BERT
 checkpoint loads without renaming.
+
+``config.attention`` picks how padding is handled (see sequences.py): "padded" computes on the
+whole (B, T) rectangle; "unpadded" computes on the N real tokens only, as (N, C) tensors, and
+returns last_hidden_state with zeros at padding positions. Every block below takes either
+layout: its token dimensions are written ``...`` = (B, T) or (N,).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
+from .sequences import PackedSequences, PaddedSequences
+
+Sequences = PaddedSequences | PackedSequences
 
 
 class BertEmbeddings(nn.Module):
@@ -29,10 +39,10 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None) -> Tensor:
-        B, T = input_ids.shape
-        positions = torch.arange(T, device=input_ids.device)  # (T,)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # (B, T, C)
+    def forward(self, input_ids: Tensor, position_ids: Tensor,
+                token_type_ids: Tensor | None) -> Tensor:
+        """input_ids, token_type_ids: (...); position_ids broadcasts to them -> (..., C)."""
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)  # (..., C)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
         else:
@@ -52,16 +62,14 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(C, C)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-        B, T, C = x.shape
-        nh = self.n_head
-        q = self.query(x).view(B, T, nh, C // nh).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, nh, C // nh).transpose(1, 2)    # (B, nh, T, hs)
-        v = self.value(x).view(B, T, nh, C // nh).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout_p if self.training else 0.0
-        )  # (B, nh, T, hs)
-        return y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+    def forward(self, x: Tensor, seqs: Sequences) -> Tensor:
+        C = x.shape[-1]
+        heads = (self.n_head, C // self.n_head)
+        q = self.query(x).unflatten(-1, heads)  # (..., nh, hs)
+        k = self.key(x).unflatten(-1, heads)    # (..., nh, hs)
+        v = self.value(x).unflatten(-1, heads)  # (..., nh, hs)
+        y = seqs.attend(q, k, v, self.dropout_p if self.training else 0.0)  # (..., nh, hs)
+        return y.flatten(-2)  # (..., C)
 
 
 class BertSelfOutput(nn.Module):
@@ -83,8 +91,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-        return self.output(self.self(x, attn_mask), x)
+    def forward(self, x: Tensor, seqs: Sequences) -> Tensor:
+        return self.output(self.self(x, seqs), x)
 
 
 class BertIntermediate(nn.Module):
@@ -121,8 +129,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-        h = self.attention(x, attn_mask)
+    def forward(self, x: Tensor, seqs: Sequences) -> Tensor:
+        h = self.attention(x, seqs)
         return self.output(self.intermediate(h), h)
 
 
@@ -131,9 +139,9 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, seqs: Sequences) -> Tensor:
         for block in self.layer:
-            x = block(x, attn_mask)
+            x = block(x, seqs)
         return x
 
 
@@ -144,8 +152,9 @@ class BertPooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))  # (B, C)
+    def forward(self, cls_hidden: Tensor) -> Tensor:
+        """cls_hidden: (B, C), the last hidden state of each sequence's first token."""
+        return torch.tanh(self.dense(cls_hidden))  # (B, C)
 
 
 class BertModel(nn.Module):
@@ -179,11 +188,30 @@ class BertModel(nn.Module):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        B, T = input_ids.shape
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
-        attn_mask = None
+        if self.config.attention == "unpadded" and attention_mask is not None:
+            return self._forward_unpadded(input_ids, attention_mask, token_type_ids)
+        T = input_ids.shape[1]
+        positions = torch.arange(T, device=input_ids.device)  # (T,) broadcast over B
+        x = self.embeddings(input_ids, positions, token_type_ids)  # (B, T, C)
+        key_mask = None
         if attention_mask is not None:
             # True where a query may attend: every real (non-padding) key.
-            attn_mask = attention_mask.bool().view(B, 1, 1, T)  # (B, 1, 1, T) broadcast over nh, T
-        hidden = self.encoder(x, attn_mask)
-        return {"last_hidden_state": hidden, "pooler_output": self.pooler(hidden)}
+            key_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T) broadcast over nh, T
+        hidden = self.encoder(x, PaddedSequences(key_mask))  # (B, T, C)
+        return {"last_hidden_state": hidden, "pooler_output": self.pooler(hidden[:, 0])}
+
+    def _forward_unpadded(self, input_ids: Tensor, attention_mask: Tensor,
+                          token_type_ids: Tensor | None) -> dict[str, Tensor]:
+        seqs = PackedSequences.from_mask(attention_mask)
+        types = None if token_type_ids is None else seqs.pack(token_type_ids)
+        x = self.embeddings(seqs.pack(input_ids), seqs.positions(), types)  # (N, C)
+        hidden = self.encoder(x, seqs)  # (N, C)
+        return {
+            "last_hidden_state": seqs.unpack(hidden),  # (B, T, C), zeros at padding
+            "pooler_output": self.pooler(hidden[seqs.first_tokens()]),  # (B, C)
+        }
+
+    def use_attention(self, attention: str) -> BertModel:
+        """Switch between the "padded" and "unpadded" paths; the weights stay. Returns self."""
+        self.config = replace(self.config, attention=attention)
+        return self

@@ -1,0 +1,85 @@
+"""How a batch of sequences of different lengths reaches attention: padded, or packed.
+
+A tokenizer pads a batch to a (B, T) rectangle and marks real tokens in ``attention_mask``.
+``PaddedSequences`` keeps the rectangle: every layer computes on B*T tokens and attention masks
+out padding keys. ``PackedSequences`` keeps only the N real tokens (N <= B*T): embeddings,
+projections, feed-forward and LayerNorms run on (N, C), attention runs within each sequence
+(``varlen_attention``), and ``unpack`` restores the (B, T, C) rectangle with zeros at padding.
+Packing is the "unpadding" of Zeng et al. 2022, "Boosting Distributed Training Performance of
+the Unpadded BERT Model" (https://arxiv.org/abs/2208.08124).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .varlen_attention import varlen_attention
+
+
+@dataclass
+class PaddedSequences:
+    """The rectangle as it came: ``key_mask`` (B, 1, 1, T) is True at real keys, or None."""
+
+    key_mask: Tensor | None
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
+        """softmax(Q K^T / sqrt(hs) + mask) V. q, k, v: (B, T, nh, hs) -> (B, T, nh, hs)."""
+        q, k, v = (x.transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.key_mask, dropout_p=dropout_p)
+        return y.transpose(1, 2)  # (B, T, nh, hs)
+
+
+@dataclass
+class PackedSequences:
+    """The N real tokens of a (B, T) batch, end to end, row by row."""
+
+    index: Tensor       # (N,) position of each real token in the flattened (B*T) batch
+    cu_seqlens: Tensor  # (B+1,) int32: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1]
+    lengths: list[int]  # the B sequence lengths, on the host (attention kernels need them)
+    shape: tuple[int, int]  # (B, T)
+
+    @classmethod
+    def from_mask(cls, attention_mask: Tensor) -> PackedSequences:
+        """Pack by ``attention_mask`` (B, T). Every row must start with a real token ([CLS]):
+        the pooler reads position 0, and an empty row has nothing to attend to."""
+        B, T = attention_mask.shape
+        real = attention_mask.bool()
+        lengths = real.sum(1)  # (B,)
+        starts_padded = (~real[:, 0]).nonzero().flatten().tolist()
+        if starts_padded:
+            raise ValueError(
+                f"attention='unpadded' needs a real token at position 0 of every row "
+                f"(right padding, as the tokenizer produces); rows {starts_padded[:5]} start "
+                "with padding. Use attention='padded' for such batches."
+            )
+        return cls(
+            index=real.flatten().nonzero().flatten(),
+            cu_seqlens=F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32),
+            lengths=lengths.tolist(),
+            shape=(B, T),
+        )
+
+    def pack(self, x: Tensor) -> Tensor:
+        """(B, T, ...) -> (N, ...): keep the real tokens."""
+        return x.flatten(0, 1)[self.index]
+
+    def positions(self) -> Tensor:
+        """(N,) column of each real token in the rectangle: its position id, as in padded BERT."""
+        return self.index % self.shape[1]
+
+    def first_tokens(self) -> Tensor:
+        """(B,) row of each sequence's first token ([CLS]) in the packed (N, ...) tensor."""
+        return self.cu_seqlens[:-1].long()
+
+    def unpack(self, h: Tensor) -> Tensor:
+        """(N, C) -> (B, T, C), zeros at padding positions."""
+        B, T = self.shape
+        return h.new_zeros(B * T, h.shape[-1]).index_copy(0, self.index, h).view(B, T, -1)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
+        """Attention within each sequence. q, k, v: (N, nh, hs) -> (N, nh, hs)."""
+        return varlen_attention(q, k, v, self.cu_seqlens, self.lengths, dropout_p)
