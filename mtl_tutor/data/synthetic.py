@@ -18,25 +18,25 @@ film, travel, music, sport, school) and two adjective slots that carry its *pola
 
 Every pair sentence also has a polarity, positive (y in 3, 4) or negative (y in 0, 1); whether
 the two sentences of a pair agree in polarity is where the tasks meet. Call a pair *close* when
-it is a duplicate (quora) or m >= 3 (sts). Each pair is independently *conflicting* with
-probability ``conflict``:
+it is a duplicate (quora) or m >= 3 (sts). Each pair is independently *aligned* with probability
+1 - ``conflict``: its sentences agree in polarity exactly when it is close. Otherwise polarity
+agreement is a fair coin, unrelated to the label. So P(agree | close) = 1 - conflict / 2 and
+P(agree | not close) = conflict / 2.
 
-- aligned pair (probability 1 - conflict): the polarities agree exactly when the pair is close;
-- conflicting pair (probability conflict): the polarities agree exactly when it is not close.
+Why this sets gradient conflict: SST needs the shared sentence embedding to separate positive
+from negative sentences. At conflict = 0 that same polarity feature tells the pair heads whether
+a pair is close, so all three tasks pull the shared encoder the same way. As conflict grows,
+polarity turns into noise for the pair tasks: it adds variance to the very pair features their
+heads read (|u - v|, u * v, a cosine), so their gradients push the encoder to suppress the
+polarity directions that the SST gradient pushes it to strengthen. At conflict = 1 polarity is
+pure noise to Quora and STS. (Anti-correlating instead, close pairs always of opposite polarity,
+would not do this: a head on |u - v| just learns the reversed rule, and polarity helps every task
+again.) The pair labels follow the shared nouns alone, so every task stays fully learnable at
+every setting of the knob.
 
-So P(polarities agree | close) = 1 - conflict and P(agree | not close) = conflict. SST wants the
-shared sentence representation to encode polarity strongly. At conflict = 0 encoding polarity
-also helps the pair tasks (same polarity means similar), so all three tasks pull the encoder the
-same way. At conflict = 0.5 polarity is noise to the pair tasks, which then want the encoder to
-ignore it. At conflict = 1 sentences of a close pair always have opposite polarity: an encoder
-that separates positive from negative sentences, as SST asks, pushes every close pair apart, so
-the STS and Quora gradients (most directly a cosine-similarity STS head on a bi-encoder) point
-against the SST gradient on the shared parameters. The pair labels themselves always follow the
-shared nouns alone, so every task stays fully learnable at every setting of the knob.
-
-Vocabulary of 90 words, each one WordPiece token of the BERT uncased vocabulary, sentences of
-10-20 tokens, 600 / 200 / 100 rows per task by default: MiniLM-L6 fits an epoch in about a
-minute on two CPU cores.
+Vocabulary of 90 words, each one WordPiece token of the BERT uncased vocabulary; sentences of
+13-21 tokens ([CLS] and [SEP] included); 600 / 200 / 100 rows per task by default, so that a
+CPU demo with MiniLM-L6 trains an epoch in minutes.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def polar_label(rng: random.Random, positive: bool) -> int:
 
 
 def pair_polarities(rng: random.Random, close: bool, conflict: float) -> tuple[int, int]:
-    """Polarity labels of a pair's sentences: they agree iff ``close`` unless the pair conflicts."""
-    agree = close != (rng.random() < conflict)
+    """Polarity labels of a pair's sentences: they agree iff ``close`` when the pair is aligned
+    (probability 1 - conflict), by a coin flip otherwise."""
+    agree = close if rng.random() >= conflict else rng.random() < 0.5
     positive = rng.random() < 0.5
     return polar_label(rng, positive), polar_label(rng, positive == agree)
 
@@ -165,8 +166,8 @@ def write_synthetic_corpus(directory: str | Path, *, n_train: int = 600, n_dev: 
                            n_test: int = 100, conflict: float = 0.5, seed: int = 0) -> Path:
     """Write ``{sst,quora,sts}-{train,dev,test}.csv`` (test without labels) into ``directory``.
 
-    conflict: in [0, 1], the probability that a pair's polarity agreement contradicts its label
-      (see the module docstring). Same arguments, same bytes.
+    conflict: in [0, 1], the probability that a pair's polarity agreement is a coin flip rather
+      than a copy of its label (see the module docstring). Same arguments, same bytes.
     """
     sizes = {"train": n_train, "dev": n_dev, "test": n_test}
     for name, size in sizes.items():
