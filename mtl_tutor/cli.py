@@ -50,6 +50,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="examples per task per step")
     p.add_argument("--max-length", type=int, default=d.max_length)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--head-lr", type=float, default=d.head_lr,
+                   help="learning rate of the task heads")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-fraction", type=float, default=d.warmup_fraction)
     p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)

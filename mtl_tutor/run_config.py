@@ -23,7 +23,9 @@ class TrainConfig:
     max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32               # examples per task per step
     max_length: int = 128              # tokens per sequence after truncation
-    lr: float = 5e-5                   # peak learning rate (backbone and heads)
+    lr: float = 5e-5                   # peak learning rate of the backbone
+    head_lr: float | None = 1e-3       # peak learning rate of the task heads (None: lr); heads
+                                       # start from random weights and need larger steps
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1       # linear warm-up over this fraction, then linear decay
     max_grad_norm: float | None = 1.0  # clip the combined gradient's norm (None: no clipping)

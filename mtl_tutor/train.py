@@ -88,7 +88,8 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
     grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
     combiner.attach(grads.layer_slices)
-    groups = [{"params": [p for _, p in shared] + model.task_parameters()}]
+    groups = [{"params": [p for _, p in shared]},
+              {"params": model.task_parameters(), "lr": config.head_lr or config.lr}]
     if combiner.parameters():
         groups.append({"params": combiner.parameters(), "weight_decay": 0.0})
     optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
