@@ -18,7 +18,8 @@ Memory: the EMA ``m`` is a K x P buffer kept between steps (what the method need
 K = 3 and 22.7M float32 parameters); it is updated in place.
 
 Differences from the official code (LibMTL's ``DB_MTL``): none in the arithmetic (the EMA starts
-at zero, 1e-8 is added to the losses and to the norms); the defaults beta = 0.9 and
+at zero, 1e-8 is added to the losses); LibMTL adds 1e-8 to the norms too, we only skip zero
+norms, so that d is positively homogeneous in G at every scale; the defaults beta = 0.9 and
 sigma = 0.5 are ours, the paper tunes them per data set.
 
 >>> import torch
@@ -59,7 +60,8 @@ class DBMTL(Combiner):
         scales = (1 - decay) / (losses.detach().to(G.device, G.dtype) + EPS)
         self.momentum.mul_(decay).addcmul_(G, scales[:, None])  # EMA of g_k / L_k, in place
         norms = self.momentum.norm(dim=1)
-        return (norms.max() / (norms + EPS)) @ self.momentum
+        scales = torch.where(norms > 0, norms.max() / norms, torch.zeros_like(norms))
+        return scales @ self.momentum
 
     def state_dict(self) -> dict[str, Tensor]:
         state = {"step": torch.tensor(self.step)}

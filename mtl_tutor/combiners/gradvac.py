@@ -25,7 +25,10 @@ Gramian and targets; the default treats all shared parameters as one group ("who
 Differences from the official code (not released; LibMTL and torchjd re-implement it): the
 default ``beta = 0.01`` follows the paper (Section 3.3); LibMTL and torchjd default to 0.5. The
 cosine used in the EMA is the one measured before the correction, and the task order uses
-``randperm(K - 1)`` over the other tasks per task i, both as torchjd's ``GradVac``.
+``randperm(K - 1)`` over the other tasks per task i, both as torchjd's ``GradVac``. The
+references add ``eps = 1e-8`` to the denominators, which dominates for gradient norms near
+1e-8 and below; we only skip divisions by zero, so the method is invariant to the gradients'
+scale.
 
 >>> import torch
 >>> G = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
@@ -41,7 +44,7 @@ import torch
 from torch import Tensor
 
 from .base import Combiner, check_inputs
-from .options import in_unit_interval, non_negative
+from .options import in_unit_interval
 from .random_stream import RandomStream
 
 
@@ -49,16 +52,13 @@ class GradVac(Combiner):
     """Gradient vaccine (Wang et al., 2021), on the Gramian of each layer group."""
 
     name = "gradvac"
-    option_names = ("beta", "per_group", "eps", "seed")
+    option_names = ("beta", "per_group", "seed")
 
-    def __init__(
-        self, beta: float = 0.01, per_group: bool = False, eps: float = 1e-8, seed: int = 0
-    ) -> None:
+    def __init__(self, beta: float = 0.01, per_group: bool = False, seed: int = 0) -> None:
         self.beta = in_unit_interval("beta", beta)
         if not isinstance(per_group, bool):
             raise ValueError(f"per_group must be True or False, got {per_group!r}")
         self.per_group = per_group
-        self.eps = non_negative("eps", eps)
         self.seed = seed
         self.random = RandomStream(seed)
         self.groups: list[slice] | None = None
@@ -77,7 +77,7 @@ class GradVac(Combiner):
         for index, columns in enumerate(self.groups):
             block = G[:, columns]
             weights = self._group_weights(block @ block.T, index, len(self.groups))
-            torch.matmul(weights.to(G.device, G.dtype), block, out=d[columns])
+            torch.mv(block.T, weights.to(G.device, G.dtype), out=d[columns])
         return d
 
     def _group_weights(self, gramian: Tensor, group: int, num_groups: int) -> Tensor:
@@ -94,13 +94,16 @@ class GradVac(Combiner):
                 j = others[position]
                 row = coefficients[i]
                 norm_i = max(float(row @ gramian @ row), 0.0) ** 0.5
-                phi = float(row @ gramian[:, j]) / (norm_i * float(norms[j]) + self.eps)
+                norms_product = norm_i * float(norms[j])
+                phi = float(row @ gramian[:, j]) / norms_product if norms_product > 0 else 0.0
+                phi = min(max(phi, -1.0), 1.0)
                 target = float(targets[i, j])
-                if phi < target:
-                    root_phi = max(1 - phi**2, 0.0) ** 0.5
-                    root_target = max(1 - target**2, 0.0) ** 0.5
+                denominator = float(norms[j]) * max(1 - target**2, 0.0) ** 0.5
+                if phi < target and denominator > 0:
+                    root_phi = (1 - phi**2) ** 0.5
+                    root_target = (1 - target**2) ** 0.5
                     scale = norm_i * (target * root_phi - phi * root_target)
-                    coefficients[i, j] += scale / (float(norms[j]) * root_target + self.eps)
+                    coefficients[i, j] += scale / denominator
                 targets[i, j] = (1 - self.beta) * target + self.beta * phi
         return coefficients.sum(0)
 

@@ -8,7 +8,10 @@ least squares, which ``scipy.optimize.nnls`` (Lawson-Hanson active set) solves e
 * the projection of ``u @ G`` onto the dual cone of the gradients (UPGrad).
 
 Both are invariant to scaling the Gramian, so we first divide it by its mean diagonal; that
-keeps the solver's tolerances meaningful from 1e-15 to 1e15 gradient scale.
+keeps the solver's tolerances meaningful from 1e-15 to 1e15 gradient scale. A ridge of
+``RIDGE`` (relative to that mean diagonal) makes the solution unique when the gradients are
+dependent (a zero gradient, two opposite ones): without it the weight on a direction that
+``R`` maps to rounding noise is unbounded, and the noise it multiplies leaks into d.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 from torch import Tensor
+
+RIDGE = 1e-12
 
 
 def square_root(gramian: Tensor) -> np.ndarray:
@@ -36,13 +41,14 @@ def min_norm_weights(gramian: Tensor) -> np.ndarray:
     With ``z = t w`` (``t > 0``, ``w`` on the simplex), ``||R z||^2 + (1 - sum z)^2`` equals
     ``t^2 ||R w||^2 + (1 - t)^2``; minimising over ``t`` leaves ``n / (1 + n)`` with
     ``n = ||R w||^2``, increasing in ``n``. So the non-negative least-squares solution ``z`` of
-    ``[R; 1^T] z = [0; 1]`` gives the min-norm weights as ``z / sum(z)``, exactly.
+    ``[R; 1^T] z = [0; 1]`` gives the min-norm weights as ``z / sum(z)``, exactly (with the
+    ridge: for the Gramian plus ``RIDGE`` times the identity).
     """
     R = square_root(gramian)
     K = R.shape[0]
-    system = np.vstack([R, np.ones((1, K))])
-    target = np.zeros(K + 1)
-    target[-1] = 1.0
+    system = np.vstack([R, np.ones((1, K)), np.sqrt(RIDGE) * np.eye(K)])
+    target = np.zeros(2 * K + 1)
+    target[K] = 1.0
     z, _ = nnls(system, target)
     return z / z.sum()
 
@@ -52,8 +58,11 @@ def dual_cone_weights(gramian: Tensor, u: np.ndarray) -> np.ndarray:
 
     The dual cone is ``{x : <g_k, x> >= 0 for all k}``. By Proposition 1 of Quinton & Rey
     (2024), the projection is ``v @ G`` with ``v = argmin_{v >= u} v^T gramian v``; writing
-    ``v = u + z``, ``z >= 0`` minimises ``||R z + R u||^2``: one non-negative least squares.
+    ``v = u + z``, ``z >= 0`` minimises ``||R z + R u||^2``: one non-negative least squares
+    (plus the ridge ``RIDGE ||z||^2``).
     """
     R = square_root(gramian)
-    z, _ = nnls(R, -R @ u)
+    K = R.shape[0]
+    system = np.vstack([R, np.sqrt(RIDGE) * np.eye(K)])
+    z, _ = nnls(system, np.concatenate([-R @ u, np.zeros(K)]))
     return u + z

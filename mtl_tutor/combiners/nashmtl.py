@@ -13,15 +13,15 @@ d is permutation-equivariant.
 Differences from the official code: the official code approximates the solution with up to 20
 convex-concave iterations solved by cvxpy/ECOS (stopping when the residual is below 1e-3),
 warm-started from the previous step; we solve the same equation exactly by damped Newton
-(:func:`~mtl_tutor.combiners.fairness.fair_weights`), which needs no state. Like the official
-code we solve on the Gramian divided by its Frobenius norm (so ``d`` has the gradients' scale:
-``||d|| = sqrt(K ||G G^T||_F)``), clip ``||d||`` to ``max_norm`` (0 disables), and can reuse
-the weights for ``update_weights_every`` steps.
+(:func:`~mtl_tutor.combiners.fairness.fair_weights`), which needs no state. As in the official
+code, ``||d||^2 = sum_k w_k <g_k, d> = K`` whatever the gradients' scale (d is invariant to
+scaling G), and ``||d||`` is then clipped to ``max_norm`` (default 1; 0 disables), so the
+default step has unit norm; the weights can be reused for ``update_weights_every`` steps.
 
 >>> import torch
 >>> G = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
 >>> NashMTL(max_norm=0.0)(G, torch.ones(2))
-tensor([4.0039, 4.0039])
+tensor([1., 1.])
 """
 
 from __future__ import annotations
@@ -52,9 +52,7 @@ class NashMTL(GramianCombiner):
         if reuse and len(self.last_weights) == len(gramian):
             weights = self.last_weights.to(gramian.dtype)
         else:
-            frobenius = gramian.norm()
-            normalised = gramian / frobenius if frobenius > 0 else gramian
-            weights = torch.from_numpy(fair_weights(normalised, alpha=1.0)).to(gramian.dtype)
+            weights = torch.from_numpy(fair_weights(gramian, alpha=1.0)).to(gramian.dtype)
             self.last_weights = weights
         norm = (weights @ gramian @ weights).clamp(min=0).sqrt()
         if self.max_norm > 0 and norm > self.max_norm:
