@@ -7,14 +7,19 @@ Every figure is a plain ``go.Figure`` from a pure function; widgets wrap those i
 from .export import save_figure
 from .geometry import GradientGeometry
 from .geometry_figure import combiner_figure, geometry_figure, gradients_from_angles
+from .landscape import ConflictLandscape, landscape_figure, trajectories, trajectory
 from .span import SpanProjection, project_onto_span
 
 __all__ = [
+    "ConflictLandscape",
     "GradientGeometry",
     "SpanProjection",
     "combiner_figure",
     "geometry_figure",
     "gradients_from_angles",
+    "landscape_figure",
     "project_onto_span",
     "save_figure",
+    "trajectories",
+    "trajectory",
 ]
