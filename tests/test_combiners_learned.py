@@ -1,0 +1,172 @@
+"""Loss-based and learned combiners against re-derivations of their papers' formulas.
+
+LibMTL, the reference for DWA, GradNorm, uncertainty weighting and DB-MTL, cannot be imported
+with our torch (its package imports torchvision), and torchjd does not implement them, so each
+is checked here against the formula written out independently.
+"""
+
+import math
+
+import pytest
+import torch
+from combiner_helpers import fresh, gradient_matrix
+
+from mtl_tutor.combiners import get_combiner
+
+
+def test_dwa_follows_eq_7_over_several_epochs():
+    dwa = get_combiner("dwa", temperature=2.0)
+    epochs = [[1.0, 2.0, 4.0], [0.8, 1.9, 2.0], [0.4, 1.8, 1.9], [0.3, 1.0, 1.8]]
+    assert torch.equal(dwa.loss_weights(torch.ones(3)), torch.ones(3))
+    for t, means in enumerate(epochs):
+        dwa.on_epoch_end(torch.tensor(means))
+        if t == 0:
+            assert torch.equal(dwa.loss_weights(torch.ones(3)), torch.ones(3))
+            continue
+        ratios = [now / before for now, before in zip(means, epochs[t - 1], strict=True)]
+        exps = [math.exp(r / 2.0) for r in ratios]
+        expected = torch.tensor([3 * e / sum(exps) for e in exps])
+        assert torch.allclose(dwa.loss_weights(torch.ones(3)), expected)
+
+
+def test_uncertainty_gradients_are_those_of_kendall_loss():
+    uw = get_combiner("uncertainty", num_tasks=3, kinds="classification,classification,regression")
+    with torch.no_grad():
+        uw.log_variances.copy_(torch.tensor([0.3, -0.2, 0.5]))
+    losses = torch.tensor([0.7, 1.3, 2.0], requires_grad=True)
+    weights = uw.loss_weights(losses)
+    (weights * losses).sum().backward()
+    s, c = uw.log_variances.detach(), torch.tensor([1.0, 1.0, 0.5])
+    kendall = c * torch.exp(-s)
+    assert torch.allclose(weights.detach(), kendall)
+    assert torch.allclose(losses.grad, kendall)  # what multiplies each task gradient
+    assert torch.allclose(uw.log_variances.grad, -kendall * losses.detach() + 0.5)
+
+
+def test_uncertainty_balances_weighted_losses_at_its_optimum():
+    uw = get_combiner("uncertainty", num_tasks=2)
+    optimiser = torch.optim.SGD(uw.parameters(), lr=0.5)
+    losses = torch.tensor([0.1, 10.0])
+    for _ in range(300):
+        optimiser.zero_grad()
+        (uw.loss_weights(losses) * losses).sum().backward()
+        optimiser.step()
+    assert torch.allclose(uw.loss_weights(losses).detach() * losses, torch.full((2,), 0.5))
+
+
+def test_uncertainty_names_a_task_count_mismatch():
+    with pytest.raises(ValueError, match="num_tasks"):
+        get_combiner("uncertainty", num_tasks=3).loss_weights(torch.ones(2))
+    with pytest.raises(ValueError, match="kinds"):
+        get_combiner("uncertainty", num_tasks=2, kinds="regression,ranking")
+
+
+def test_famo_matches_the_official_update_written_with_autograd():
+    famo = get_combiner("famo", lr=0.025, gamma=0.01)
+    logits = torch.zeros(3, requires_grad=True)
+    reference = torch.optim.Adam([logits], lr=0.025, weight_decay=0.01)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        before = torch.rand(3, generator=generator) + 0.5
+        after = before * (0.5 + torch.rand(3, generator=generator))
+        # Official loss: sum_k z_k log(L_k) / c; its gradient in L gives the loss weights.
+        losses = before.clone().requires_grad_(True)
+        z = torch.softmax(logits.detach(), 0)
+        c = (z / (losses.detach() + 1e-8)).sum()
+        (torch.log(losses + 1e-8) * z / c).sum().backward()
+        assert torch.allclose(famo.loss_weights(before), losses.grad)
+        famo.on_step_end(after)
+        delta = torch.log(before + 1e-8) - torch.log(after + 1e-8)
+        logits.grad = torch.autograd.grad(torch.softmax(logits, 0), logits, delta)[0]
+        reference.step()
+        assert torch.allclose(famo.logits, logits)
+
+
+def test_gradnorm_needs_attach_and_follows_algorithm_1():
+    with pytest.raises(RuntimeError, match="attach"):
+        get_combiner("gradnorm")(torch.ones(2, 3), torch.ones(2))
+    gradnorm = get_combiner("gradnorm", alpha=1.5, lr=0.05, layer="last")
+    gradnorm.attach([("first", slice(0, 4)), ("last", slice(4, 10))])
+    weights = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    reference = torch.optim.Adam([weights], lr=0.05)
+    initial = None
+    for seed in range(4):
+        G = gradient_matrix("random", 3, 10, 1.0, seed)
+        losses = torch.tensor([1.0, 0.9, 0.5], dtype=torch.float64) * (1 - 0.1 * seed)
+        d = gradnorm(G, losses)
+        assert torch.allclose(d, weights.detach() @ G)
+        initial = losses if initial is None else initial
+        # L_grad with autograd, the target held constant.
+        norms = weights * G[:, 4:].norm(dim=1)
+        rates = (losses / initial) / (losses / initial).mean()
+        target = (norms.mean() * rates**1.5).detach()
+        reference.zero_grad()
+        (norms - target).abs().sum().backward()
+        reference.step()
+        with torch.no_grad():
+            weights.copy_(weights.clamp(min=1e-6) * 3 / weights.clamp(min=1e-6).sum())
+        assert torch.allclose(gradnorm.task_weights, weights)
+
+
+def test_gradnorm_rejects_an_unknown_layer():
+    with pytest.raises(ValueError, match="layer"):
+        get_combiner("gradnorm", layer="pooler").attach([("encoder", slice(0, 3))])
+
+
+def test_dbmtl_follows_its_ema_and_balancing():
+    beta, sigma = 0.9, 0.5
+    dbmtl = get_combiner("dbmtl", beta=beta, beta_sigma=sigma)
+    momentum = torch.zeros(3, 12, dtype=torch.float64)
+    for t in range(1, 5):
+        G = gradient_matrix("random", 3, 12, 10.0 ** (t - 2), t)
+        losses = torch.tensor([0.5, 2.0, 8.0], dtype=torch.float64) / t
+        decay = beta / t**sigma
+        momentum = (1 - decay) * G / (losses[:, None] + 1e-8) + decay * momentum
+        norms = momentum.norm(dim=1)
+        expected = (norms.max() / norms) @ momentum
+        assert torch.allclose(dbmtl(G, losses), expected)
+
+
+def test_rlw_draws_fresh_positive_weights_summing_to_one():
+    rlw = get_combiner("rlw", seed=5)
+    draws = [rlw.loss_weights(torch.ones(4)) for _ in range(3)]
+    for w in draws:
+        assert (w > 0).all() and torch.isclose(w.sum(), torch.tensor(1.0))
+    assert not torch.equal(draws[0], draws[1])
+
+
+@pytest.mark.parametrize("mode", ["subset", "full"])
+def test_gradattention_learns_a_direction_that_helps_the_worst_task(mode):
+    G = gradient_matrix("random", 3, 300, 1.0, 0).float()
+    G[1] = 0.2 * G[1] - G[0]  # tasks 0 and 1 conflict
+    attention = fresh("gradattention", 3, 300, mode=mode, lr=1e-2, subset_size=64)
+    losses = torch.ones(3)
+
+    def worst(d):
+        return float((G @ d / (d.norm() * G.norm(dim=1))).min())
+
+    first = worst(attention(G, losses))
+    for _ in range(40):
+        d = attention(G, losses)
+    assert worst(d) > first
+    assert all(p.grad is None for p in attention.parameters())  # the trainer never steps them
+
+
+def test_gradattention_full_mode_is_a_signed_chunk_sum_over_one_byte_per_parameter():
+    P, r = 1000, 8
+    attention = fresh("gradattention", 2, P, mode="full", sketch_size=r)
+    G = gradient_matrix("random", 2, P, 1.0, 0)
+    tokens = attention.tokens(G)
+    signs = attention._fixed_draw(P, G.device)
+    assert signs.dtype == torch.int8 and signs.shape == (P,)  # no P x r matrix is stored
+    chunks = torch.arange(P) * r // P  # chunk b holds coordinates [b P / r, (b + 1) P / r)
+    dense = torch.zeros(P, r, dtype=G.dtype)
+    dense[torch.arange(P), chunks] = signs.to(G.dtype)
+    sketch = G @ dense
+    assert torch.allclose(tokens, (sketch / sketch.norm(dim=1).max()).float(), atol=1e-6)
+
+
+def test_gradattention_subset_mode_handles_fewer_coordinates_than_its_subset():
+    attention = fresh("gradattention", 3, 3, subset_size=16)
+    d = attention(torch.eye(3), torch.ones(3))
+    assert torch.isfinite(d).all() and d.shape == (3,)
