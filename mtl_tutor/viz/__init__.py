@@ -8,13 +8,17 @@ from .export import save_figure
 from .geometry import GradientGeometry
 from .geometry_figure import combiner_figure, geometry_figure, gradients_from_angles
 from .landscape import ConflictLandscape, landscape_figure, trajectories, trajectory
+from .live import LiveCurves
+from .live_figure import curves_figure
 from .span import SpanProjection, project_onto_span
 
 __all__ = [
     "ConflictLandscape",
     "GradientGeometry",
+    "LiveCurves",
     "SpanProjection",
     "combiner_figure",
+    "curves_figure",
     "geometry_figure",
     "gradients_from_angles",
     "landscape_figure",
