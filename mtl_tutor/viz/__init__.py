@@ -10,6 +10,14 @@ from .geometry_figure import combiner_figure, geometry_figure, gradients_from_an
 from .landscape import ConflictLandscape, landscape_figure, trajectories, trajectory
 from .live import LiveCurves
 from .live_figure import curves_figure
+from .reports import (
+    conflict_counts_figure,
+    layer_conflict_heatmap,
+    leaderboard_table,
+    quora_errors_table,
+    sst_confusion_figure,
+    sts_error_figure,
+)
 from .span import SpanProjection, project_onto_span
 
 __all__ = [
@@ -18,12 +26,18 @@ __all__ = [
     "LiveCurves",
     "SpanProjection",
     "combiner_figure",
+    "conflict_counts_figure",
     "curves_figure",
     "geometry_figure",
     "gradients_from_angles",
     "landscape_figure",
+    "layer_conflict_heatmap",
+    "leaderboard_table",
     "project_onto_span",
+    "quora_errors_table",
     "save_figure",
+    "sst_confusion_figure",
+    "sts_error_figure",
     "trajectories",
     "trajectory",
 ]
