@@ -148,3 +148,21 @@ def test_empty_run_draws_an_empty_figure():
     assert len(curves_figure([], []).data) == 0
     with pytest.raises(ValueError, match="window"):
         LiveCurves(window=0)
+
+
+def test_attached_to_a_real_training_run(synthetic_dir, tmp_path):
+    from mtl_tutor.run_config import TrainConfig
+    from mtl_tutor.train import train
+
+    config = TrainConfig(backbone="tiny", data=str(synthetic_dir), out=str(tmp_path / "run"),
+                         epochs=1, max_steps=4, eval_every=2, batch_size=8, max_length=32,
+                         eval_batch_size=32, progress=False, combiner="pcgrad")
+    curves = LiveCurves(every_seconds=0.0, every_steps=1, notebook=False)
+    train(config, callbacks=[curves])
+    assert [record["step"] for record in curves.steps] == [0, 1, 2, 3]
+    assert (tmp_path / "run" / "live_curves.html").is_file()
+    replay = LiveCurves.from_run(tmp_path / "run", notebook=False)
+    assert replay.steps == curves.steps and len(replay.evals) == len(curves.evals)
+    assert [trace.name for trace in replay.figure().data] == [
+        trace.name for trace in curves.figure().data
+    ]
