@@ -51,7 +51,11 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention (the Q, K, V projections)."""
+    """Multi-head scaled dot-product self-attention (the Q, K, V projections).
+
+    Q, K and V come from one (3C x C) product of the concatenated weights, not three (C x C)
+    products; the parameters stay three Linear layers, as in every BERT checkpoint.
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -64,11 +68,11 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, seqs: Sequences) -> Tensor:
         C = x.shape[-1]
-        heads = (self.n_head, C // self.n_head)
-        q = self.query(x).unflatten(-1, heads)  # (..., nh, hs)
-        k = self.key(x).unflatten(-1, heads)    # (..., nh, hs)
-        v = self.value(x).unflatten(-1, heads)  # (..., nh, hs)
-        y = seqs.attend(q, k, v, self.dropout_p if self.training else 0.0)  # (..., nh, hs)
+        projections = (self.query, self.key, self.value)
+        weight = torch.cat([p.weight for p in projections])  # (3C, C)
+        bias = torch.cat([p.bias for p in projections])      # (3C,)
+        qkv = F.linear(x, weight, bias).unflatten(-1, (3, self.n_head, C // self.n_head))
+        y = seqs.attend(qkv, self.dropout_p if self.training else 0.0)  # (..., nh, hs)
         return y.flatten(-2)  # (..., C)
 
 

@@ -4,7 +4,7 @@ A tokenizer pads a batch to a (B, T) rectangle and marks real tokens in ``attent
 ``PaddedSequences`` keeps the rectangle: every layer computes on B*T tokens and attention masks
 out padding keys. ``PackedSequences`` keeps only the N real tokens (N <= B*T): embeddings,
 projections, feed-forward and LayerNorms run on (N, C), attention runs within each sequence
-(``varlen_attention``), and ``unpack`` restores the (B, T, C) rectangle with zeros at padding.
+(varlen_attention.py), and ``unpack`` restores the (B, T, C) rectangle with zeros at padding.
 Packing is the "unpadding" of Zeng et al. 2022, "Boosting Distributed Training Performance of
 the Unpadded BERT Model" (https://arxiv.org/abs/2208.08124).
 """
@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .varlen_attention import varlen_attention
+from .varlen_attention import (
+    attention_flash,
+    attention_nested,
+    attention_repadded,
+    flash_attention_available,
+)
 
 
 @dataclass
@@ -26,9 +31,9 @@ class PaddedSequences:
 
     key_mask: Tensor | None
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
-        """softmax(Q K^T / sqrt(hs) + mask) V. q, k, v: (B, T, nh, hs) -> (B, T, nh, hs)."""
-        q, k, v = (x.transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
+    def attend(self, qkv: Tensor, dropout_p: float) -> Tensor:
+        """softmax(Q K^T / sqrt(hs) + mask) V. qkv: (B, T, 3, nh, hs) -> (B, T, nh, hs)."""
+        q, k, v = qkv.transpose(1, 3).unbind(2)  # (B, nh, T, hs) each
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.key_mask, dropout_p=dropout_p)
         return y.transpose(1, 2)  # (B, T, nh, hs)
 
@@ -39,8 +44,10 @@ class PackedSequences:
 
     index: Tensor       # (N,) position of each real token in the flattened (B*T) batch
     cu_seqlens: Tensor  # (B+1,) int32: sequence b is rows cu_seqlens[b]:cu_seqlens[b+1]
-    lengths: list[int]  # the B sequence lengths, on the host (attention kernels need them)
+    max_len: int        # L: the longest sequence
     shape: tuple[int, int]  # (B, T)
+    padded_index: Tensor  # (N,) row of each token in a (B*L) rectangle (CPU attention)
+    key_mask: Tensor    # (B, 1, 1, L): True at the real keys of that rectangle
 
     @classmethod
     def from_mask(cls, attention_mask: Tensor) -> PackedSequences:
@@ -49,6 +56,7 @@ class PackedSequences:
         B, T = attention_mask.shape
         real = attention_mask.bool()
         lengths = real.sum(1)  # (B,)
+        cu_seqlens = F.pad(lengths.cumsum(0), (1, 0))  # (B+1,)
         starts_padded = (~real[:, 0]).nonzero().flatten().tolist()
         if starts_padded:
             raise ValueError(
@@ -56,11 +64,17 @@ class PackedSequences:
                 f"(right padding, as the tokenizer produces); rows {starts_padded[:5]} start "
                 "with padding. Use attention='padded' for such batches."
             )
+        index = real.flatten().nonzero().flatten()  # (N,)
+        L = int(lengths.max())
+        row = torch.repeat_interleave(torch.arange(B, device=index.device), lengths)  # (N,)
+        within = torch.arange(index.numel(), device=index.device) - cu_seqlens[row]  # (N,)
         return cls(
-            index=real.flatten().nonzero().flatten(),
-            cu_seqlens=F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32),
-            lengths=lengths.tolist(),
+            index=index,
+            cu_seqlens=cu_seqlens.to(torch.int32),
+            max_len=L,
             shape=(B, T),
+            padded_index=row * L + within,
+            key_mask=(torch.arange(L, device=index.device) < lengths[:, None])[:, None, None, :],
         )
 
     def pack(self, x: Tensor) -> Tensor:
@@ -80,6 +94,10 @@ class PackedSequences:
         B, T = self.shape
         return h.new_zeros(B * T, h.shape[-1]).index_copy(0, self.index, h).view(B, T, -1)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
-        """Attention within each sequence. q, k, v: (N, nh, hs) -> (N, nh, hs)."""
-        return varlen_attention(q, k, v, self.cu_seqlens, self.lengths, dropout_p)
+    def attend(self, qkv: Tensor, dropout_p: float) -> Tensor:
+        """Attention within each sequence. qkv: (N, 3, nh, hs) -> (N, nh, hs)."""
+        if flash_attention_available(qkv):
+            return attention_flash(qkv, self.cu_seqlens, self.max_len, dropout_p)
+        if qkv.is_cuda:
+            return attention_nested(qkv, self.cu_seqlens, self.max_len, dropout_p)
+        return attention_repadded(qkv, self.padded_index, self.key_mask, dropout_p)
