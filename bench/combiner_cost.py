@@ -48,6 +48,7 @@ def peak_bytes(device: torch.device) -> int:
 
 
 def measure(name: str, P: int, repeats: int, device: torch.device) -> dict:
+    torch.manual_seed(0)
     G = torch.randn(K, P, device=device)
     losses = torch.rand(K, device=device) + 0.5
     combiner = get_combiner(name, seed=0, **({"num_tasks": K} if name == "uncertainty" else {}))
@@ -89,8 +90,12 @@ def main() -> None:
         child = subprocess.run(
             [sys.executable, __file__, "--one", name, "--params", str(args.params),
              "--repeats", str(args.repeats), "--device", args.device],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True,
         )
+        if child.returncode != 0:
+            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"{name:<14}failed (exit {child.returncode}): {last}")
+            continue
         row = json.loads(child.stdout.strip().splitlines()[-1])
         note = "  (loss weighting: one backward in training)" if row["loss_weighting"] else ""
         print(f"{name:<14}{row['call_ms']:>10.1f}{row['sum_ms']:>9.1f}"
