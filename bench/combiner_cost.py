@@ -2,10 +2,11 @@
 
 For K = 3 tasks and P = 22.7M float32 shared parameters (all-MiniLM-L6-v2), each combiner runs
 in its own process: it is timed interleaved with ``G.sum(0)`` (the ``sum`` baseline), and we
-report the ratio of median times and the peak memory the call adds beyond ``G`` itself (on
-CUDA from the allocator's peak; on CPU from the process's peak resident set). Loss weightings
-(``needs_gradients`` False) never receive G in training: the trainer takes one backward pass
-instead, so their row is only the cost of the call, for reference.
+report the ratio of median times and the peak memory the combiner adds beyond ``G`` and one
+P-long direction: its persistent state plus its per-call temporaries (on CUDA from the
+allocator's peak; on CPU from the process's peak resident set, so only rises are seen). Loss
+weightings (``needs_gradients`` False) never receive G in training: the trainer takes one
+backward pass instead, so their row is only the cost of the call, for reference.
 
     python bench/combiner_cost.py [--device cuda] [--repeats 5] [--params 22700000]
 """
@@ -56,10 +57,10 @@ def measure(name: str, P: int, repeats: int, device: torch.device) -> dict:
     groups = [(f"group{i}", slice(a, b)) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
     combiner.attach(groups)
     G.sum(0)
-    combiner(G, losses)  # warm-up: lazily created state, solver imports
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    baseline = peak_bytes(device)
+    baseline = peak_bytes(device)  # G and one direction; the combiner's state counts as extra
+    combiner(G, losses)  # warm-up: lazily created state, solver imports
     sums, calls = [], []
     for _ in range(repeats):
         sums.append(timed(lambda: G.sum(0), device))
