@@ -49,6 +49,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="examples per task per step")
     p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--no-length-bucketing", dest="length_bucketing", action="store_false",
+                   help="shuffle batches without grouping sentences of similar length")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--head-lr", type=float, default=d.head_lr,
                    help="learning rate of the task heads")

@@ -23,6 +23,7 @@ class TrainConfig:
     max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32               # examples per task per step
     max_length: int = 128              # tokens per sequence after truncation
+    length_bucketing: bool = True      # batch sentences of similar length (little padding)
     lr: float = 5e-5                   # peak learning rate of the backbone
     head_lr: float | None = 1e-3       # peak learning rate of the task heads (None: lr); heads
                                        # start from random weights and need larger steps

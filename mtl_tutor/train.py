@@ -76,10 +76,14 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     write_run_files(run_dir, config, model, tokenizer)
 
     streams = {t: TaskBatches(d, tokenizer, config.batch_size, seed=config.seed + i,
-                              pair_encoding=config.pair_encoding, max_length=config.max_length)
+                              pair_encoding=config.pair_encoding, max_length=config.max_length,
+                              length_bucketing=config.length_bucketing)
                for i, (t, d) in enumerate(train_data.items())}
+    sampler_options = dict(config.sampler_options)
+    if config.sampler == "annealed":  # its schedule spans the run's epochs unless told otherwise
+        sampler_options.setdefault("epochs", config.epochs)
     sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
-                          config.batch_size, seed=config.seed, **config.sampler_options)
+                          config.batch_size, seed=config.seed, **sampler_options)
     total_steps = sampler.total_steps(config.epochs)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
