@@ -6,7 +6,7 @@ from the K x K Gramian ``G G^T`` to K weights; :class:`GramianCombiner` then for
 depend on the losses alone (:class:`LossWeighting`) never need ``G``: the trainer takes one
 backward pass of the weighted loss ``sum_k w_k L_k`` instead, exactly as cheap as ``sum``.
 
-A combiner never touches ``.grad`` or the optimiser. Learnable state (GradAttention,
+A combiner never touches the model's ``.grad`` or optimiser. Learnable state (GradAttention,
 uncertainty weighting, GradNorm, FAMO) lives in ``parameters()`` and ``state_dict()`` so that
 checkpoints carry it.
 """

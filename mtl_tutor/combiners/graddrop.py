@@ -13,8 +13,8 @@ entries of the column where ``P > U`` and the negative ones where ``P < U``::
 With ``pos = sum_k max(g_k, 0)`` and ``neg = sum_k min(g_k, 0)``, ``P = pos / (pos - neg)``;
 we compare ``U (pos - neg)`` with ``pos`` so that all-zero columns give 0 without dividing.
 
-Not a Gramian method: it works coordinate by coordinate, vectorised over P (the inherent cost
-is a few P-sized temporaries: pos, neg and U).
+Not a Gramian method: it works coordinate by coordinate, vectorised over P; the inherent cost
+is a few P-long buffers (pos, neg, U, the mask) and one uniform draw per coordinate.
 
 Guarantees: each coordinate of d agrees in sign with at least one task and never mixes signs;
 d_p = sum_k g_kp wherever all tasks agree in sign. Differences from the official code: we
@@ -49,14 +49,16 @@ class GradDrop(Combiner):
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         check_inputs(G, losses)
-        positive = G.clamp(min=0).sum(0)
-        negative = G.clamp(max=0).sum(0)
-        U = torch.rand(G.shape[1], generator=self.random.on(G.device), dtype=G.dtype,
-                       device=G.device)
-        threshold = U * (positive - negative)  # U (pos - neg) < pos  <=>  P > U
-        return torch.where(threshold < positive, positive, 0) + torch.where(
-            threshold > positive, negative, 0
-        )
+        positive = torch.zeros_like(G[0])
+        negative = torch.zeros_like(G[0])
+        for row in G:  # a loop over the K tasks keeps every temporary P-long, never K x P
+            positive += row.clamp(min=0)
+            negative += row.clamp(max=0)
+        threshold = torch.rand(G.shape[1], generator=self.random.on(G.device), dtype=G.dtype,
+                               device=G.device)
+        threshold *= positive - negative  # U (pos - neg) < pos  <=>  P > U
+        d = torch.where(threshold < positive, positive, negative)
+        return d.masked_fill_(threshold == positive, 0)  # P == U, and all-zero columns
 
     def state_dict(self) -> dict[str, Tensor]:
         return self.random.state_dict()
