@@ -81,3 +81,26 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     model.load_state_dict(load_file(run_dir / "model.safetensors", device="cpu"))
     tokenizer = BertTokenizerFast.from_pretrained(str(run_dir / "tokenizer"))
     return model.to(device).eval(), tokenizer, config
+
+
+TRAINING_STATE = "checkpoint.pt"
+
+
+def save_training_state(run_dir: Path, state: dict) -> None:
+    """Atomically write everything a run needs to continue exactly (see ``train(resume=True)``).
+
+    ``state`` holds only tensors, numbers, strings and containers of them, so it loads back with
+    ``torch.load(weights_only=True)``: no arbitrary pickle is ever read.
+    """
+    import torch
+
+    atomic_write(run_dir / TRAINING_STATE, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(run_dir: Path) -> dict:
+    import torch
+
+    path = run_dir / TRAINING_STATE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+    return torch.load(path, map_location="cpu", weights_only=True)

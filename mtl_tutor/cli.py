@@ -36,8 +36,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--backbone", default=d.backbone,
                    help="minilm-l6 (embedded), tiny, a checkpoint directory or a hub name")
-    p.add_argument("--data", required=True, help="directory of {task}-{split}.csv files")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--data", help="directory of {task}-{split}.csv files")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue the interrupted run in RUN exactly (other options are ignored)")
     p.add_argument("--tasks", default=",".join(d.tasks), help="comma-separated task names")
     p.add_argument("--combiner", default=d.combiner, help="combiner name (see COMBINER_NAMES)")
     p.add_argument("--combiner-opt", action="append", default=[], metavar="KEY=VALUE")
@@ -75,9 +77,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from .train import TrainingInterrupted, train
 
-    summary = train(config_from_args(args))
+    if args.resume:
+        config, resume = TrainConfig.load(Path(args.resume) / "run_config.json"), True
+    elif args.data and args.out:
+        config, resume = config_from_args(args), False
+    else:
+        raise SystemExit("error: train needs --data and --out (or --resume RUN)")
+    try:
+        summary = train(config, resume=resume)
+    except TrainingInterrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
     print(json.dumps({"run": summary["run"], "best": summary["best"],
                       "seconds": round(summary["seconds"], 1)}))
     return 0

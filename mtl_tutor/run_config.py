@@ -34,6 +34,7 @@ class TrainConfig:
     strict_data: bool = False          # a defective data row is an error instead of a warning
     eval_every: int | None = None      # evaluate every N steps as well as after every epoch
     eval_batch_size: int = 128
+    checkpoint_every: int | None = None  # also save the full training state every N steps
     device: str = "auto"               # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     log_layer_cosines: bool = True     # per-layer-group task cosines in every log record
     progress: bool = True              # tqdm bar in the terminal

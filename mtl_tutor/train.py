@@ -7,6 +7,11 @@ which becomes the shared parameters' gradient. A combiner whose weights depend o
 only (``sum``, uncertainty weighting, ...) takes a single backward pass of the weighted loss.
 Heads keep their own gradients either way. Then clipping, AdamW and the learning-rate schedule.
 
+Nothing saved is lost: after every evaluation (and every ``checkpoint_every`` steps) the whole
+training state goes atomically into ``RUN/checkpoint.pt``; SIGINT and SIGTERM finish the current
+step, save and raise :class:`TrainingInterrupted`; ``train(config, resume=True)`` continues so
+that the parameters equal those of an uninterrupted run bit for bit on the CPU.
+
 Callbacks are objects with any of ``on_step(record)``, ``on_eval(metrics)`` and
 ``on_train_end(summary)``; ``record`` is the same dictionary written to ``RUN/log.jsonl``.
 """
@@ -15,17 +20,25 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .bert import load_backbone
-from .checkpoint import save_model, write_run_files
-from .combiners import get_combiner
-from .data import TaskBatches, get_sampler, load_task, write_issues
+from .checkpoint import (
+    load_training_state,
+    save_model,
+    save_training_state,
+    write_run_files,
+)
+from .combiners import Combiner, get_combiner
+from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
 from .data.tasks import get_task
 from .evaluate import evaluate, ordered_batches
 from .gradients import TaskGradients, conflict_statistics
@@ -36,6 +49,10 @@ from .run_config import TrainConfig
 
 class TrainingDiverged(RuntimeError):
     """A loss or gradient became NaN or infinite; the last good model was saved first."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; the state after the last finished step is in checkpoint.pt."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,8 +79,26 @@ def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> 
     return data
 
 
-def train(config: TrainConfig, callbacks=()) -> dict:
-    """Train a multitask model as ``config`` says; return the best dev metrics and the run dir."""
+@dataclass
+class Run:
+    """Everything a training run is made of, built from a :class:`TrainConfig`."""
+
+    config: TrainConfig
+    run_dir: Path
+    device: torch.device
+    model: MultitaskModel
+    tokenizer: object
+    streams: dict[str, TaskBatches]
+    sampler: Sampler
+    combiner: Combiner
+    grads: TaskGradients
+    optimizer: AdamW
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    dev_loaders: dict[str, list]
+    total_steps: int
+
+
+def build_run(config: TrainConfig) -> Run:
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -99,32 +134,110 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_linear_decay(int(config.warmup_fraction * total_steps), total_steps))
+    dev_loaders = {t: [b.to(device) for b in ordered_batches(
+        d, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+        max_length=config.max_length)] for t, d in dev_data.items()}
+    return Run(config, run_dir, device, model, tokenizer, streams, sampler, combiner, grads,
+               optimizer, schedule, dev_loaders, total_steps)
 
+
+def training_state(run: Run, step: int, progress: dict) -> dict:
+    """Everything that determines the rest of the run after ``step`` finished steps."""
+    return {
+        "step": step,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "combiner": run.combiner.state_dict(),
+        "sampler": run.sampler.state_dict(),
+        "streams": {t: s.state_dict() for t, s in run.streams.items()},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "progress": progress,
+    }
+
+
+def restore(run: Run, state: dict) -> dict:
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["schedule"])
+    run.combiner.load_state_dict(state["combiner"])
+    run.sampler.load_state_dict(state["sampler"])
+    for t, s in run.streams.items():
+        s.load_state_dict(state["streams"][t])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["progress"]
+
+
+def drop_records_after(path: Path, last_step: int) -> None:
+    """Keep the JSONL records of steps <= last_step (those after the checkpoint are redone)."""
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+class StopSignals:
+    """While active, SIGINT/SIGTERM only set ``requested``; the loop stops after its step."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
+    """Train a multitask model as ``config`` says; return the best dev metrics and the run dir.
+
+    resume: continue the run in ``config.out`` from its ``checkpoint.pt``.
+    """
+    run = build_run(config)
+    model, grads, combiner, run_dir = run.model, run.grads, run.combiner, run.run_dir
+    progress = {"best": None, "best_score": -math.inf, "history": [], "seconds": 0.0,
+                "epoch_losses": {t: [] for t in config.tasks}}
+    first_step = 0
+    if resume:
+        state = load_training_state(run_dir)
+        progress, first_step = restore(run, state), state["step"]
+        drop_records_after(run_dir / "log.jsonl", first_step - 1)
+        drop_records_after(run_dir / "eval.jsonl", first_step)
     on_step = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
     on_eval = [cb.on_eval for cb in callbacks if hasattr(cb, "on_eval")]
-    dev_loaders = {t: list(ordered_batches(d, tokenizer, config.eval_batch_size,
-                                           pair_encoding=config.pair_encoding,
-                                           max_length=config.max_length))
-                   for t, d in dev_data.items()}
-    best, best_score, history = None, -math.inf, []
-    log = open(run_dir / "log.jsonl", "w", encoding="utf-8")
-    eval_log = open(run_dir / "eval.jsonl", "w", encoding="utf-8")
-    epoch_losses: dict[str, list[float]] = {t: [] for t in config.tasks}
-    bar = tqdm(total=total_steps, desc=f"train {config.combiner}", disable=not config.progress)
-    start = time.perf_counter()
+    mode = "a" if resume else "w"
+    log = open(run_dir / "log.jsonl", mode, encoding="utf-8")
+    eval_log = open(run_dir / "eval.jsonl", mode, encoding="utf-8")
+    bar = tqdm(total=run.total_steps, initial=first_step, desc=f"train {config.combiner}",
+               disable=not config.progress)
+    start = time.perf_counter() - progress["seconds"]
     model.train()
 
+    def checkpoint(step: int) -> None:
+        progress["seconds"] = time.perf_counter() - start
+        save_training_state(run_dir, training_state(run, step, progress))
+
     def run_eval(step: int, epoch: int) -> None:
-        nonlocal best, best_score
-        loaders = {t: [b.to(device) for b in bs] for t, bs in dev_loaders.items()}
-        metrics = {"step": step, "epoch": epoch, **evaluate(model, loaders)}
+        metrics = {"step": step, "epoch": epoch, **evaluate(model, run.dev_loaders)}
         eval_log.write(json.dumps(metrics) + "\n")
         eval_log.flush()
-        history.append(metrics)
+        progress["history"].append(metrics)
         score = metrics.get("overall", sum(v for k, v in metrics.items()
                                            if k not in ("step", "epoch")))
-        if score > best_score:
-            best, best_score = metrics, score
+        if score > progress["best_score"]:
+            progress["best"], progress["best_score"] = metrics, score
             save_model(run_dir, model)
         for fn in on_eval:
             fn(metrics)
@@ -132,67 +245,80 @@ def train(config: TrainConfig, callbacks=()) -> dict:
             f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("step", "epoch")))
 
     try:
-        for step in range(total_steps):
-            epoch, index = sampler.epoch_of(step)
-            tasks = next(sampler)
-            batches = [next(streams[t]).to(device) for t in tasks]
-            if combiner.needs_gradients:
-                losses = []
-                for k, batch in enumerate(batches):
-                    grads.capture(k)
-                    loss = model.loss(batch)
-                    _check_finite(loss, step, batch.task, run_dir, model)
-                    loss.backward()
-                    losses.append(loss.detach())
-                losses = torch.stack(losses)
-                G = grads.G[:len(batches)]
-                d = combiner(G, losses)
-                stats = conflict_statistics(
-                    G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
-                grads.write_direction(d)
-            else:
-                grads.capture_direction()
-                task_losses = torch.stack([model.loss(b) for b in batches])
-                for loss, batch in zip(task_losses, batches):
-                    _check_finite(loss, step, batch.task, run_dir, model)
-                (combiner.loss_weights(task_losses) * task_losses).sum().backward()
-                losses, stats = task_losses.detach(), {}
-            if not torch.isfinite(grads.direction).all():
-                _diverged(step, "/".join(tasks), "gradient", run_dir, model)
-            if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            schedule.step()
-            if combiner.wants_losses_after:
-                with torch.no_grad():
-                    combiner.on_step_end(torch.stack([model.loss(b) for b in batches]))
+        with StopSignals() as stop:
+            for step in range(first_step, run.total_steps):
+                epoch, index = run.sampler.epoch_of(step)
+                tasks = next(run.sampler)
+                batches = [next(run.streams[t]).to(run.device) for t in tasks]
+                if combiner.needs_gradients:
+                    losses = []
+                    for k, batch in enumerate(batches):
+                        grads.capture(k)
+                        loss = model.loss(batch)
+                        _check_finite(loss, step, batch.task, run_dir, model)
+                        loss.backward()
+                        losses.append(loss.detach())
+                    losses = torch.stack(losses)
+                    G = grads.G[:len(batches)]
+                    d = combiner(G, losses)
+                    stats = conflict_statistics(
+                        G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
+                    grads.write_direction(d)
+                else:
+                    grads.capture_direction()
+                    task_losses = torch.stack([model.loss(b) for b in batches])
+                    for loss, batch in zip(task_losses, batches):
+                        _check_finite(loss, step, batch.task, run_dir, model)
+                    (combiner.loss_weights(task_losses) * task_losses).sum().backward()
+                    losses, stats = task_losses.detach(), {}
+                if not torch.isfinite(grads.direction).all():
+                    _diverged(step, "/".join(tasks), "gradient", run_dir, model)
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+                run.schedule.step()
+                if combiner.wants_losses_after:
+                    with torch.no_grad():
+                        combiner.on_step_end(torch.stack([model.loss(b) for b in batches]))
 
-            record = {"step": step, "epoch": epoch, "lr": schedule.get_last_lr()[0],
-                      "losses": dict(zip(tasks, losses.tolist())), **stats,
-                      "time": time.perf_counter() - start}
-            log.write(json.dumps(record) + "\n")
-            for t, v in record["losses"].items():
-                epoch_losses[t].append(v)
-            for fn in on_step:
-                fn(record)
-            bar.update()
-            bar.set_postfix({t: f"{v:.3f}" for t, v in record["losses"].items()}, refresh=False)
+                record = {"step": step, "epoch": epoch, "lr": run.schedule.get_last_lr()[0],
+                          "losses": dict(zip(tasks, losses.tolist())), **stats,
+                          "time": time.perf_counter() - start}
+                log.write(json.dumps(record) + "\n")
+                for t, v in record["losses"].items():
+                    progress["epoch_losses"][t].append(v)
+                for fn in on_step:
+                    fn(record)
+                bar.update()
+                bar.set_postfix({t: f"{v:.3f}" for t, v in record["losses"].items()},
+                                refresh=False)
 
-            end_of_epoch = index + 1 == sampler.steps_per_epoch(epoch) or step + 1 == total_steps
-            if end_of_epoch:
-                combiner.on_epoch_end(torch.tensor(
-                    [sum(v) / max(1, len(v)) for v in epoch_losses.values()]))
-                epoch_losses = {t: [] for t in config.tasks}
-            if end_of_epoch or (config.eval_every and (step + 1) % config.eval_every == 0):
-                log.flush()
-                run_eval(step + 1, epoch + 1)
+                last = step + 1 == run.total_steps
+                end_of_epoch = index + 1 == run.sampler.steps_per_epoch(epoch) or last
+                if end_of_epoch:
+                    combiner.on_epoch_end(torch.tensor(
+                        [sum(v) / max(1, len(v)) for v in progress["epoch_losses"].values()]))
+                    progress["epoch_losses"] = {t: [] for t in config.tasks}
+                evaluate_now = config.eval_every and (step + 1) % config.eval_every == 0
+                if end_of_epoch or evaluate_now:
+                    log.flush()
+                    run_eval(step + 1, epoch + 1)
+                periodic = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
+                if end_of_epoch or evaluate_now or periodic or last or stop.requested:
+                    log.flush()
+                    checkpoint(step + 1)
+                if stop.requested and not last:
+                    raise TrainingInterrupted(
+                        f"{stop.requested} after step {step + 1}: the run is saved in "
+                        f"{run_dir / 'checkpoint.pt'}; continue it with "
+                        f"`mtl-tutor train --resume {run_dir}`")
     finally:
         bar.close()
         log.close()
         eval_log.close()
-    summary = {"run": str(run_dir), "best": best, "history": history,
-               "steps": total_steps, "seconds": time.perf_counter() - start}
+    summary = {"run": str(run_dir), "best": progress["best"], "history": progress["history"],
+               "steps": run.total_steps, "seconds": time.perf_counter() - start}
     for cb in callbacks:
         if hasattr(cb, "on_train_end"):
             cb.on_train_end(summary)
