@@ -62,6 +62,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--strict-data", action="store_true", help="a defective data row is an error")
     p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="save the full training state every N steps (always after each eval)")
     p.add_argument("--device", default=d.device)
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
