@@ -130,7 +130,10 @@ def build_run(config: TrainConfig) -> Run:
     groups = [{"params": [p for _, p in shared]},
               {"params": model.task_parameters(), "lr": config.head_lr or config.lr}]
     if combiner.parameters():
-        groups.append({"params": combiner.parameters(), "weight_decay": 0.0})
+        # Learnable weightings (uncertainty's log-variances) move at the heads' rate; combiners
+        # that step their own parameters leave .grad empty, and AdamW skips them.
+        groups.append({"params": combiner.parameters(), "lr": config.head_lr or config.lr,
+                       "weight_decay": 0.0})
     optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_linear_decay(int(config.warmup_fraction * total_steps), total_steps))
