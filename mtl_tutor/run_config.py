@@ -19,6 +19,12 @@ class TrainConfig:
     sampler_options: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)  # task -> {"name": head name, **options}
     pair_encoding: str = "bi"          # "bi" (each sentence encoded alone) or "cross"
+    pair_encodings: dict = field(default_factory=dict)  # task -> "bi"/"cross", over pair_encoding
+    losses: dict = field(default_factory=dict)  # task -> loss name or {"name": ..., **options}
+    aux_losses: dict = field(default_factory=dict)  # task -> {"mnrl"/"triplet"/"smart"/"bregman":
+                                       # {"weight": ..., **options}} (mtl_tutor.model.AUX_LOSSES)
+    pals: dict | None = None           # None (no PALs) or the options of
+                                       # mtl_tutor.pals.ProjectedAttentionLayers
     epochs: int = 3
     max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32               # examples per task per step
@@ -28,7 +34,12 @@ class TrainConfig:
     head_lr: float | None = 1e-3       # peak learning rate of the task heads (None: lr); heads
                                        # start from random weights and need larger steps
     weight_decay: float = 0.01
-    warmup_fraction: float = 0.1       # linear warm-up over this fraction, then linear decay
+    warmup_fraction: float = 0.1       # linear warm-up over this fraction, then decay
+    lr_schedule: str = "linear"        # decay after the warm-up: "linear" or "cosine"
+    freeze_backbone_steps: int = 0     # the backbone skips the optimiser for the first N steps
+    dropout_schedule: tuple[float, float] | None = None  # (start, end): every nn.Dropout's p,
+                                       # linear over the epochs (set at each epoch's start)
+    accumulation_steps: int = 1        # micro-batches per task per step (virtual batch size)
     max_grad_norm: float | None = 1.0  # clip the combined gradient's norm (None: no clipping)
     seed: int = 0
     strict_data: bool = False          # a defective data row is an error instead of a warning
@@ -43,7 +54,23 @@ class TrainConfig:
         self.tasks = tuple(self.tasks)
         if self.pair_encoding not in ("bi", "cross"):
             raise ValueError(f"pair_encoding must be 'bi' or 'cross', got {self.pair_encoding!r}")
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+        for task, encoding in self.pair_encodings.items():
+            if encoding not in ("bi", "cross"):
+                raise ValueError(f"pair_encodings[{task!r}] must be 'bi' or 'cross', "
+                                 f"got {encoding!r}")
+        if self.lr_schedule not in ("linear", "cosine"):
+            raise ValueError(f"lr_schedule must be 'linear' or 'cosine', got {self.lr_schedule!r}")
+        if self.freeze_backbone_steps < 0:
+            raise ValueError(
+                f"freeze_backbone_steps must be >= 0, got {self.freeze_backbone_steps}")
+        if self.dropout_schedule is not None:
+            self.dropout_schedule = tuple(self.dropout_schedule)
+            if len(self.dropout_schedule) != 2 or not all(
+                    0 <= p < 1 for p in self.dropout_schedule):
+                raise ValueError(f"dropout_schedule must be (start, end) in [0, 1), "
+                                 f"got {self.dropout_schedule}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size",
+                     "accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -52,6 +79,10 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+    def encoding_of(self, task: str) -> str:
+        """How ``task``'s sentence pairs are encoded: "bi" or "cross"."""
+        return self.pair_encodings.get(task, self.pair_encoding)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
