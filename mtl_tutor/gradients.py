@@ -69,9 +69,11 @@ class TaskGradients:
             start += size
         return slices
 
-    def capture(self, k: int) -> None:
-        """Zero row k and route the shared parameters' next backward pass into it."""
-        self.G[k].zero_()
+    def capture(self, k: int, zero: bool = True) -> None:
+        """Route the shared parameters' next backward pass into row k, zeroed first unless
+        ``zero`` is False (later micro-batches of an accumulated step add to the row)."""
+        if zero:
+            self.G[k].zero_()
         for p, view in zip(self.params, self._row_views[k]):
             p.grad = view
 

@@ -1,26 +1,47 @@
-"""The multitask model: one shared BERT and one head per task.
+"""The multitask model: one shared BERT, one head per task, and optionally task-specific PALs.
 
-``model.loss(batch)`` is the task's loss on a :class:`~mtl_tutor.data.batching.Batch`:
-cross-entropy for class labels (SST), binary cross-entropy on a logit for 0/1 labels (Quora),
-mean squared error for scores (STS). ``model.predict(batch)`` applies the decision rule:
-arg-max class, logit > 0, or the score clipped to the label range.
+``model.loss(batch)`` is the task's loss on a :class:`~mtl_tutor.data.batching.Batch` (one task
+per batch): the task loss chosen by name (:class:`~mtl_tutor.losses.TaskLoss`; cross-entropy for
+class labels, binary cross-entropy on a logit for 0/1 labels, MSE for scores by default) plus
+each auxiliary loss of the task times its weight (MNRL, triplet, SMART; see :data:`AUX_LOSSES`).
+``model.predict(batch)`` applies the decision rule: arg-max class, logit > 0, or the score
+clipped to the label range.
+
+Pair tasks are encoded per task as "bi" (each sentence alone, a head on (u, v)) or "cross" (one
+joint sequence, a head on its pooled vector); the batches must be collated the same way.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bert import BertModel
-from .data.tasks import TaskSpec
+from .data.batching import check_pair_encoding
+from .data.tasks import TaskSpec, get_task
 from .heads import build_head, pool
+from .losses import DEFAULT_LOSS, RankingLoss, TaskLoss
+from .pals import ProjectedAttentionLayers
+from .run_config import TrainConfig
+from .smart import BregmanProximalPoint, SmoothnessRegulariser
+
+AUX_LOSSES = {
+    "mnrl": lambda label, **o: RankingLoss("mnrl", label, **o),
+    "triplet": lambda label, **o: RankingLoss("triplet", label, **o),
+    "smart": SmoothnessRegulariser,
+    "bregman": BregmanProximalPoint,
+}
 
 
-def default_head(task: TaskSpec) -> dict:
+def default_head(task: TaskSpec, pair_encoding: str = "bi") -> dict:
     """The head a task gets unless told otherwise (name and options)."""
     if task.kind == "single":
         return {"name": "sentence-mlp"}
+    if pair_encoding == "cross":
+        return {"name": "cross-mlp", "hidden_layers": (256,)}
     return {"name": "pair-mlp", "features": "u,v,|u-v|,u*v", "hidden_layers": (256,)}
 
 
@@ -28,14 +49,52 @@ def output_size(task: TaskSpec) -> int:
     return task.num_labels if task.label == "class" else 1
 
 
+def build_aux_loss(name: str, task: TaskSpec, options: dict):
+    if name not in AUX_LOSSES:
+        raise ValueError(f"unknown auxiliary loss {name!r}; valid: {sorted(AUX_LOSSES)}")
+    try:
+        return AUX_LOSSES[name](task.label, **options)
+    except TypeError as e:
+        raise ValueError(f"bad options for auxiliary loss {name!r}: {options} ({e})") from e
+
+
+def linear_dropout(start: float, end: float, epoch: int, epochs: int) -> float:
+    """Dropout probability at ``epoch`` (from 0), linear from ``start`` to ``end`` at the last
+    epoch (the CS224N OptimusBERT report: 0.3 -> 0.43)."""
+    return start + (end - start) * epoch / max(1, epochs - 1)
+
+
 class MultitaskModel(nn.Module):
+    """bert: the shared backbone. tasks: name -> TaskSpec.
+
+    head_configs: task -> {"name": head name, **options}, over :func:`default_head`.
+    pair_encodings: task -> "bi" or "cross" (pair tasks; default "bi").
+    losses: task -> loss name or {"name": ..., **options} (default by label kind).
+    aux_losses: task -> {aux loss name: {"weight": ..., **options}}.
+    pals: None, or options of :class:`~mtl_tutor.pals.ProjectedAttentionLayers` ("tasks"
+    defaults to every task).
+    """
+
     def __init__(self, bert: BertModel, tasks: dict[str, TaskSpec],
-                 head_configs: dict[str, dict] | None = None):
+                 head_configs: dict[str, dict] | None = None, *,
+                 pair_encodings: dict[str, str] | None = None,
+                 losses: dict[str, str | dict] | None = None,
+                 aux_losses: dict[str, dict[str, dict]] | None = None,
+                 pals: dict | None = None):
         super().__init__()
         self.bert = bert
         self.tasks = dict(tasks)
-        configs = {name: default_head(task) for name, task in self.tasks.items()}
-        configs.update(head_configs or {})
+        for group, names in (("head_configs", head_configs), ("pair_encodings", pair_encodings),
+                             ("losses", losses), ("aux_losses", aux_losses)):
+            unknown = sorted(set(names or {}) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"{group} names tasks {unknown} not in {sorted(self.tasks)}")
+        self.pair_encodings = {t: check_pair_encoding((pair_encodings or {}).get(t, "bi"))
+                               for t, spec in self.tasks.items() if spec.kind == "pair"}
+        configs = {t: default_head(spec, self.pair_encodings.get(t, "bi"))
+                   for t, spec in self.tasks.items()}
+        for t, cfg in (head_configs or {}).items():  # options without a name tune the default
+            configs[t] = dict(cfg) if "name" in cfg else {**configs[t], **cfg}
         self.head_configs = configs
         C = bert.config.hidden_size
         self.heads = nn.ModuleDict({
@@ -43,36 +102,108 @@ class MultitaskModel(nn.Module):
                              **{k: v for k, v in cfg.items() if k != "name"})
             for name, cfg in configs.items()
         })
+        for name, head in self.heads.items():
+            bi = self.pair_encodings.get(name) == "bi"
+            if head.takes_pair != bi:
+                raise ValueError(f"task {name!r}: head {configs[name]['name']!r} "
+                                 f"{'reads' if head.takes_pair else 'cannot read'} a bi-encoded "
+                                 f"pair, but the task is {self._encoding(name)}")
+        self.losses = {t: self._task_loss(spec, (losses or {}).get(t))
+                       for t, spec in self.tasks.items()}
+        self.aux_losses = {t: [build_aux_loss(n, self.tasks[t], dict(o or {}))
+                               for n, o in (aux_losses or {}).get(t, {}).items()]
+                           for t in self.tasks}
+        for t, auxes in self.aux_losses.items():
+            for aux in auxes:
+                if aux.needs_pair and self.pair_encodings.get(t) != "bi":
+                    raise ValueError(f"task {t!r}: {aux!r} needs a bi-encoded pair, but the "
+                                     f"task is {self._encoding(t)}")
+        self.pals = None
+        if pals is not None:
+            options = dict(pals)
+            self.pals = ProjectedAttentionLayers(bert, options.pop("tasks", list(self.tasks)),
+                                                 **options)
+        self.epoch = 0
+
+    def _encoding(self, task: str) -> str:
+        return f"{self.pair_encodings[task]}-encoded" if task in self.pair_encodings else "single"
+
+    @staticmethod
+    def _task_loss(task: TaskSpec, spec: str | dict | None) -> TaskLoss:
+        spec = {"name": spec} if isinstance(spec, str) else dict(spec or {})
+        return TaskLoss(spec.pop("name", DEFAULT_LOSS[task.label]), task.label, **spec)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters every task updates: the BERT backbone's trainable ones."""
         return [p for p in self.bert.parameters() if p.requires_grad]
 
     def task_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.heads.parameters() if p.requires_grad]
+        """Parameters of one task each: heads and PALs (never part of G)."""
+        pals = [] if self.pals is None else list(self.pals.parameters())
+        return [p for p in [*self.heads.parameters(), *pals] if p.requires_grad]
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor, pooling: str,
                token_type_ids: Tensor | None = None) -> Tensor:
         out = self.bert(input_ids, attention_mask, token_type_ids)
         return pool(out, attention_mask, pooling)
 
+    def embed(self, batch) -> tuple[Tensor, ...]:
+        """Pooled embeddings of a batch: (u, v) for a bi-encoded pair, (x,) otherwise."""
+        pooling = self.heads[batch.task].pooling
+        x = batch.inputs
+        with nullcontext() if self.pals is None else self.pals.use(batch.task):
+            if "input_ids_a" in x:  # bi-encoder pair: both sides in one BERT pass
+                ids, mask = _stack_pair(x)
+                return tuple(self.encode(ids, mask, pooling).chunk(2))
+            return (self.encode(x["input_ids"], x["attention_mask"], pooling,
+                                x.get("token_type_ids")),)
+
     def forward(self, batch) -> Tensor:
         """Raw head outputs for a batch of one task."""
-        head = self.heads[batch.task]
-        x = batch.inputs
-        if "input_ids_a" in x:  # bi-encoder pair: both sides in one BERT pass
-            ids, mask = _stack_pair(x)
-            u, v = self.encode(ids, mask, head.pooling).chunk(2)
-            return head(u, v)
-        return head(self.encode(x["input_ids"], x["attention_mask"], head.pooling,
-                                x.get("token_type_ids")))
+        return self.heads[batch.task](*self.embed(batch))
 
     def loss(self, batch) -> Tensor:
-        return task_loss(self.tasks[batch.task], self(batch), batch.labels)
+        embeddings = self.embed(batch)
+        output = self.heads[batch.task](*embeddings)
+        loss = self.losses[batch.task](output, batch.labels)
+        for aux in self.aux_losses[batch.task]:
+            loss = loss + aux.weight * aux(self, batch, embeddings, output)
+        return loss
 
     @torch.no_grad()
     def predict(self, batch) -> Tensor:
         return decide(self.tasks[batch.task], self(batch))
+
+    def start_epoch(self, epoch: int, dropout: float | None = None) -> None:
+        """Called by the trainer as epoch ``epoch`` (from 0) begins: loss schedules read
+        ``self.epoch``; ``dropout`` (if given) becomes the p of every ``nn.Dropout`` (the
+        backbone's attention-probability dropout is not an nn.Dropout and stays)."""
+        self.epoch = epoch
+        if dropout is not None:
+            if not 0 <= dropout < 1:
+                raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            for module in self.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = dropout
+
+    def after_optimizer_step(self) -> None:
+        """Called by the trainer after every optimiser step (SMART's momentum teacher)."""
+        for auxes in self.aux_losses.values():
+            for aux in auxes:
+                if hasattr(aux, "after_optimizer_step"):
+                    aux.after_optimizer_step(self)
+
+
+def build_model(bert: BertModel, config: TrainConfig,
+                head_configs: dict[str, dict] | None = None) -> MultitaskModel:
+    """The model ``config`` describes around ``bert``; ``head_configs`` (the complete configs a
+    run saved in heads.json) replace ``config.heads`` when given."""
+    return MultitaskModel(
+        bert, {t: get_task(t) for t in config.tasks},
+        config.heads if head_configs is None else head_configs,
+        pair_encodings={t: config.encoding_of(t) for t in config.tasks
+                        if get_task(t).kind == "pair"},
+        losses=config.losses, aux_losses=config.aux_losses, pals=config.pals)
 
 
 def _stack_pair(x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -83,14 +214,6 @@ def _stack_pair(x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     mask = torch.cat([F.pad(x["attention_mask_a"], (0, T - x["attention_mask_a"].shape[1])),
                       F.pad(x["attention_mask_b"], (0, T - x["attention_mask_b"].shape[1]))])
     return ids, mask
-
-
-def task_loss(task: TaskSpec, output: Tensor, labels: Tensor) -> Tensor:
-    if task.label == "class":
-        return F.cross_entropy(output, labels.long())
-    if task.label == "binary":
-        return F.binary_cross_entropy_with_logits(output, labels.to(output.dtype))
-    return F.mse_loss(output, labels.to(output.dtype))
 
 
 def decide(task: TaskSpec, output: Tensor) -> Tensor:
