@@ -32,6 +32,34 @@ def parse_options(pairs: list[str], flag: str) -> dict:
     return options
 
 
+def task_options(pairs: list[str], flag: str, depth: int) -> dict:
+    """``["sts.hidden_layers=[768]"]`` -> ``{"sts": {"hidden_layers": [768]}}``: each key is
+    ``depth`` dot-separated names; values as in :func:`parse_options`."""
+    nested: dict = {}
+    for pair in pairs:
+        for key, value in parse_options([pair], flag).items():
+            path = key.split(".")
+            if len(path) != depth or not all(path):
+                form = ".".join(["TASK", "NAME"][:depth - 1] + ["KEY"])
+                raise SystemExit(f"error: {flag} expects {form}=VALUE, got {pair!r}")
+            node = nested
+            for name in path[:-1]:
+                node = node.setdefault(name, {})
+            node[path[-1]] = value
+    return nested
+
+
+def task_names(pairs: list[str], flag: str) -> list[tuple[str, str]]:
+    """``["sts=cosine", ...]`` -> ``[("sts", "cosine"), ...]``."""
+    named = []
+    for pair in pairs:
+        task, sep, name = pair.partition("=")
+        if not sep or not task or not name:
+            raise SystemExit(f"error: {flag} expects TASK=NAME, got {pair!r}")
+        named.append((task, name))
+    return named
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--backbone", default=d.backbone,
@@ -45,7 +73,23 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--combiner-opt", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--sampler", default=d.sampler)
     p.add_argument("--sampler-opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--pair-encoding", default=d.pair_encoding, choices=("bi", "cross"))
+    p.add_argument("--pair-encoding", action="append", default=[], metavar="ENC|TASK=ENC",
+                   help="bi or cross for every pair task, or TASK=bi|cross for one (repeatable)")
+    p.add_argument("--head", action="append", default=[], metavar="TASK=NAME",
+                   help="a task's head (mtl_tutor.heads.HEADS), e.g. sts=cosine")
+    p.add_argument("--head-opt", action="append", default=[], metavar="TASK.KEY=VALUE",
+                   help="a head option, e.g. sts.hidden_layers=[768] (over the default head "
+                        "when --head does not name one)")
+    p.add_argument("--loss", action="append", default=[], metavar="TASK=NAME",
+                   help="a task's loss (mtl_tutor.losses.TASK_LOSSES), e.g. sts=huber")
+    p.add_argument("--loss-opt", action="append", default=[], metavar="TASK.KEY=VALUE")
+    p.add_argument("--aux-loss", action="append", default=[], metavar="TASK=NAME",
+                   help="add an auxiliary loss (mnrl, triplet, smart, bregman), e.g. sts=mnrl")
+    p.add_argument("--aux-loss-opt", action="append", default=[], metavar="TASK.NAME.KEY=VALUE",
+                   help="e.g. sts.mnrl.weight=0.5 or sts.mnrl.positives=sts-cosine")
+    p.add_argument("--pals", action="store_true", help="projected attention layers per task")
+    p.add_argument("--pals-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="PAL option (implies --pals): size, num_heads, dropout, tasks=sst,sts")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -58,6 +102,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="learning rate of the task heads")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-fraction", type=float, default=d.warmup_fraction)
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=("linear", "cosine"),
+                   help="decay of the learning rate after the warm-up")
+    p.add_argument("--freeze-backbone-steps", type=int, default=d.freeze_backbone_steps,
+                   help="train only the heads (and PALs) for the first N steps")
+    p.add_argument("--dropout-schedule", type=float, nargs=2, metavar=("START", "END"),
+                   help="every dropout's p, linear from START to END over the epochs")
+    p.add_argument("--accumulation-steps", type=int, default=d.accumulation_steps,
+                   help="micro-batches of --batch-size per task in one optimiser step")
     p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--strict-data", action="store_true", help="a defective data row is an error")
@@ -75,6 +127,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values["combiner_options"] = parse_options(args.combiner_opt, "--combiner-opt")
     values["sampler_options"] = parse_options(args.sampler_opt, "--sampler-opt")
     values["progress"] = not args.no_progress
+    values["pair_encoding"], values["pair_encodings"] = TrainConfig.pair_encoding, {}
+    for value in args.pair_encoding:
+        task, sep, encoding = value.rpartition("=")
+        if sep:
+            values["pair_encodings"][task] = encoding
+        else:
+            values["pair_encoding"] = encoding
+    head_options = task_options(args.head_opt, "--head-opt", 2)
+    values["heads"] = {t: {"name": n} for t, n in task_names(args.head, "--head")}
+    for task, options in head_options.items():
+        values["heads"].setdefault(task, {}).update(options)
+    values["losses"] = {t: {"name": n} for t, n in task_names(args.loss, "--loss")}
+    for task, options in task_options(args.loss_opt, "--loss-opt", 2).items():
+        values["losses"].setdefault(task, {}).update(options)
+    values["aux_losses"] = {}
+    for task, name in task_names(args.aux_loss, "--aux-loss"):
+        values["aux_losses"].setdefault(task, {})[name] = {}
+    for task, named in task_options(args.aux_loss_opt, "--aux-loss-opt", 3).items():
+        for name, options in named.items():
+            values["aux_losses"].setdefault(task, {}).setdefault(name, {}).update(options)
+    values["pals"] = None
+    if args.pals or args.pals_opt:
+        values["pals"] = parse_options(args.pals_opt, "--pals-opt")
+        if isinstance(values["pals"].get("tasks"), str):
+            values["pals"]["tasks"] = values["pals"]["tasks"].split(",")
     return TrainConfig(**values)
 
 
@@ -107,7 +184,7 @@ def cmd_eval(args) -> int:
     for task in config.tasks:
         data = load_task(args.data, task, args.split, strict=args.strict_data)
         loaders[task] = [b.to(args.device) for b in ordered_batches(
-            data, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+            data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length)]
     print(json.dumps(evaluate(model, loaders)))
     return 0
@@ -124,7 +201,7 @@ def cmd_predict(args) -> int:
     for task in config.tasks:
         data = load_task(args.data, task, args.split, strict=args.strict_data)
         batches = (b.to(args.device) for b in ordered_batches(
-            data, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+            data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length))
         ids, preds, _ = predict_task(model, batches)
         by_id = dict(zip(ids, preds.tolist()))
