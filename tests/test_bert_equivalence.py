@@ -11,13 +11,14 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from bert_helpers import assert_close_bert, with_attention
 
 from mtl_tutor import BertModel, load_backbone
 from mtl_tutor.bert.config import ATTENTION_PATHS
 from mtl_tutor.bert.load import embedded_minilm_dir
 
-ATOL = 1e-5      # max |ours - hf| over real-token hidden states and the pooler output (float32)
-GRAD_RTOL = 1e-5  # per parameter: ||g_ours - g_hf|| / max(||g_hf||, floor), see below
+ATOL = 1e-5       # max |ours - hf| over real-token hidden states and the pooler output (float32)
+GRAD_RTOL = 1e-5  # per parameter: ||g_ours - g_hf|| / max(||g_hf||, floor), see bert_helpers
 
 SENTENCES = [
     "the film is a charming, funny and moving portrait of a family.",
@@ -28,51 +29,16 @@ SENTENCES = [
 SECOND = ["it is.", "What is the best way to teach myself guitar?", "no", "a dull sequel"]
 
 
+def assert_same_outputs_and_gradients(ours, hf, batch: dict) -> None:
+    assert_close_bert(ours, hf, batch, atol=ATOL, grad_rtol=GRAD_RTOL)
+
+
 def hf_twin(bert: BertModel, attn_implementation: str) -> transformers.BertModel:
     """A transformers.BertModel built from minBERT's config, holding a copy of its weights."""
     hf = transformers.BertModel(transformers.BertConfig(**bert.config.to_dict()))
     hf.set_attn_implementation(attn_implementation)
     hf.load_state_dict(bert.state_dict())
     return hf.eval()
-
-
-def with_attention(bert: BertModel, attention: str) -> BertModel:
-    """The same weights in a minBERT that takes the given attention path."""
-    twin = BertModel(bert.config)
-    twin.load_state_dict(bert.state_dict())
-    return twin.use_attention(attention).eval()
-
-
-def scalar_loss(out, mask: torch.Tensor, seed: int = 0):
-    """A fixed random projection of the real-token hidden states plus the pooler output."""
-    hidden, pooled = out["last_hidden_state"], out["pooler_output"]
-    g = torch.Generator().manual_seed(seed)
-    ph = torch.randn(hidden.shape, generator=g)
-    pp = torch.randn(pooled.shape, generator=g)
-    return (hidden * mask[..., None] * ph).sum() + (pooled * pp).sum()
-
-
-def assert_same_outputs_and_gradients(ours: BertModel, hf: torch.nn.Module, batch: dict) -> None:
-    mask = batch["attention_mask"]
-    real = mask.bool()
-    out, ref = ours(**batch), hf(**batch)
-    hidden_err = (out["last_hidden_state"] - ref.last_hidden_state)[real].abs().max().item()
-    pooled_err = (out["pooler_output"] - ref.pooler_output).abs().max().item()
-    assert hidden_err <= ATOL, f"last_hidden_state differs by {hidden_err:.2e}"
-    assert pooled_err <= ATOL, f"pooler_output differs by {pooled_err:.2e}"
-
-    names = [n for n, _ in ours.named_parameters()]
-    ref_params = dict(hf.named_parameters())
-    assert sorted(names) == sorted(ref_params), "parameter names differ from the HF layout"
-    g_ours = torch.autograd.grad(scalar_loss(out, mask), list(ours.parameters()))
-    g_ref = torch.autograd.grad(scalar_loss(ref, mask), [ref_params[n] for n in names])
-    norms = torch.stack([g.norm() for g in g_ref])
-    # The key biases have an exactly zero gradient (softmax ignores a shift shared by a whole row
-    # of scores), so both sides hold rounding noise; such parameters compare on 1% of the mean norm.
-    floor = 1e-2 * norms.mean().item()
-    for name, a, b in zip(names, g_ours, g_ref, strict=True):
-        rel = (a - b).norm().item() / max(b.norm().item(), floor)
-        assert rel <= GRAD_RTOL, f"gradient of {name} differs: relative {rel:.2e}"
 
 
 @pytest.fixture(scope="module")
