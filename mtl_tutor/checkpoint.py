@@ -17,8 +17,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .bert import BertConfig, BertModel
-from .data.tasks import get_task
-from .model import MultitaskModel
+from .model import MultitaskModel, build_model
 from .run_config import TrainConfig
 
 
@@ -77,7 +76,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     heads = json.loads((run_dir / "heads.json").read_text(encoding="utf-8"))
     heads = {t: {k: tuple(v) if isinstance(v, list) else v for k, v in h.items()}
              for t, h in heads.items()}
-    model = MultitaskModel(bert, {t: get_task(t) for t in config.tasks}, heads)
+    model = build_model(bert, config, heads)  # pair encodings, PALs as in training
     model.load_state_dict(load_file(run_dir / "model.safetensors", device="cpu"))
     tokenizer = BertTokenizerFast.from_pretrained(str(run_dir / "tokenizer"))
     return model.to(device).eval(), tokenizer, config
