@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mtl_tutor import BertConfig
+from mtl_tutor import BertConfig, BertModel
 
 
 def write(tmp_path, raw: dict):
@@ -61,3 +61,11 @@ def test_hf_config_gets_the_default_attention_path(tmp_path):
 def test_round_trip_through_dict():
     config = BertConfig(hidden_size=64, num_attention_heads=4, hidden_act="gelu_new")
     assert BertConfig(**config.to_dict()) == config
+
+
+def test_switching_attention_path_is_validated():
+    bert = BertModel(BertConfig(hidden_size=16, num_attention_heads=2, num_hidden_layers=1,
+                                intermediate_size=32, vocab_size=50))
+    assert bert.use_attention("padded").config.attention == "padded"
+    with pytest.raises(ValueError, match="attention must be one of"):
+        bert.use_attention("sparse")

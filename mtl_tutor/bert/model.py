@@ -9,8 +9,10 @@ checkpoint loads without renaming.
 
 ``config.attention`` picks how padding is handled (see sequences.py): "padded" computes on the
 whole (B, T) rectangle; "unpadded" computes on the N real tokens only, as (N, C) tensors, and
-returns last_hidden_state with zeros at padding positions. Every block below takes either
-layout: its token dimensions are written ``...`` = (B, T) or (N,).
+returns last_hidden_state with zeros at padding positions (it needs right padding, as the
+tokenizer produces: a real token at position 0 of every row). Without an attention_mask both
+paths are the same. Every block below takes either layout: its token dimensions are written
+``...`` = (B, T) or (N,).
 """
 
 from __future__ import annotations
