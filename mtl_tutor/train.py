@@ -39,10 +39,9 @@ from .checkpoint import (
 )
 from .combiners import Combiner, get_combiner
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
-from .data.tasks import get_task
 from .evaluate import evaluate, ordered_batches
 from .gradients import TaskGradients, conflict_statistics
-from .model import MultitaskModel
+from .model import MultitaskModel, build_model, linear_dropout
 from .optim import AdamW
 from .run_config import TrainConfig
 
@@ -68,6 +67,20 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int):
             return (step + 1) / warmup_steps
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
     return factor
+
+
+def warmup_cosine_decay(warmup_steps: int, total_steps: int):
+    """lr factor: linear warm-up, then (1 + cos(pi t)) / 2 with t from 0 to 1 over the decay
+    (Loshchilov & Hutter 2017, SGDR, https://arxiv.org/abs/1608.03983, without restarts)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    return factor
+
+
+LR_SCHEDULES = {"linear": warmup_linear_decay, "cosine": warmup_cosine_decay}
 
 
 def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> dict:
@@ -107,11 +120,11 @@ def build_run(config: TrainConfig) -> Run:
     dev_data = load_split(config, "dev", run_dir)
 
     bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
-    model = MultitaskModel(bert, {t: get_task(t) for t in config.tasks}, config.heads).to(device)
+    model = build_model(bert, config).to(device)
     write_run_files(run_dir, config, model, tokenizer)
 
     streams = {t: TaskBatches(d, tokenizer, config.batch_size, seed=config.seed + i,
-                              pair_encoding=config.pair_encoding, max_length=config.max_length,
+                              pair_encoding=config.encoding_of(t), max_length=config.max_length,
                               length_bucketing=config.length_bucketing)
                for i, (t, d) in enumerate(train_data.items())}
     sampler_options = dict(config.sampler_options)
@@ -135,10 +148,10 @@ def build_run(config: TrainConfig) -> Run:
         groups.append({"params": combiner.parameters(), "lr": config.head_lr or config.lr,
                        "weight_decay": 0.0})
     optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_linear_decay(int(config.warmup_fraction * total_steps), total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, LR_SCHEDULES[config.lr_schedule](
+        int(config.warmup_fraction * total_steps), total_steps))
     dev_loaders = {t: [b.to(device) for b in ordered_batches(
-        d, tokenizer, config.eval_batch_size, pair_encoding=config.pair_encoding,
+        d, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(t),
         max_length=config.max_length)] for t, d in dev_data.items()}
     return Run(config, run_dir, device, model, tokenizer, streams, sampler, combiner, grads,
                optimizer, schedule, dev_loaders, total_steps)
@@ -251,16 +264,24 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
         with StopSignals() as stop:
             for step in range(first_step, run.total_steps):
                 epoch, index = run.sampler.epoch_of(step)
+                if step == first_step or index == 0:  # an epoch starts (or resumes)
+                    dropout = config.dropout_schedule and linear_dropout(
+                        *config.dropout_schedule, epoch, config.epochs)
+                    model.start_epoch(epoch, dropout)
                 tasks = next(run.sampler)
-                batches = [next(run.streams[t]).to(run.device) for t in tasks]
+                A = config.accumulation_steps  # micro-batches per task; their losses are averaged
+                batches = [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
                 if combiner.needs_gradients:
                     losses = []
-                    for k, batch in enumerate(batches):
-                        grads.capture(k)
-                        loss = model.loss(batch)
-                        _check_finite(loss, step, batch.task, run_dir, model)
-                        loss.backward()
-                        losses.append(loss.detach())
+                    for k, micro in enumerate(batches):
+                        total = 0.0
+                        for m, batch in enumerate(micro):
+                            grads.capture(k, zero=m == 0)
+                            loss = model.loss(batch) / A
+                            _check_finite(loss, step, batch.task, run_dir, model)
+                            loss.backward()
+                            total += loss.detach()
+                        losses.append(total)
                     losses = torch.stack(losses)
                     G = grads.G[:len(batches)]
                     d = combiner(G, losses)
@@ -269,21 +290,28 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
                     grads.write_direction(d)
                 else:
                     grads.capture_direction()
-                    task_losses = torch.stack([model.loss(b) for b in batches])
-                    for loss, batch in zip(task_losses, batches):
-                        _check_finite(loss, step, batch.task, run_dir, model)
-                    (combiner.loss_weights(task_losses) * task_losses).sum().backward()
-                    losses, stats = task_losses.detach(), {}
+                    losses, stats = 0.0, {}
+                    for m in range(A):
+                        task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
+                        for loss, micro in zip(task_losses, batches):
+                            _check_finite(loss, step, micro[m].task, run_dir, model)
+                        (combiner.loss_weights(task_losses) * task_losses).sum().div(A).backward()
+                        losses += task_losses.detach() / A
                 if not torch.isfinite(grads.direction).all():
                     _diverged(step, "/".join(tasks), "gradient", run_dir, model)
+                if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
+                    for p in grads.params:
+                        p.grad = None
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 run.optimizer.step()
+                model.after_optimizer_step()
                 run.optimizer.zero_grad(set_to_none=True)
                 run.schedule.step()
                 if combiner.wants_losses_after:
                     with torch.no_grad():
-                        combiner.on_step_end(torch.stack([model.loss(b) for b in batches]))
+                        combiner.on_step_end(torch.stack(
+                            [sum(model.loss(b) for b in micro) / A for micro in batches]))
 
                 record = {"step": step, "epoch": epoch, "lr": run.schedule.get_last_lr()[0],
                           "losses": dict(zip(tasks, losses.tolist())), **stats,
