@@ -18,7 +18,8 @@ x + TS(x), which is exactly the formula above. Only the PAL of the active task (
 batch being encoded, set by the model) runs; with no active PAL the backbone is unchanged.
 V^D starts at zero (our choice; the paper does not say), so a model with fresh PALs computes
 what the backbone alone computes. PAL parameters belong to their task: they are never part of
-the shared parameters whose per-task gradients form G.
+the shared parameters whose per-task gradients form G. To train PALs and heads on a frozen
+backbone, set ``TrainConfig.freeze_backbone_steps`` to the run's step count (or more).
 """
 
 from __future__ import annotations
