@@ -32,6 +32,14 @@ def _verdict(right: bool, message: str) -> bool:
     return right
 
 
+def _unanswered(answer) -> bool:
+    """True (after saying so) while the notebook's ``answer = None`` is still in place."""
+    if answer is None:
+        print("No answer yet: replace `answer = None` with your answer and run the cell again.")
+        return True
+    return False
+
+
 def _as_array(answer) -> np.ndarray | None:
     """The answer as a float64 array, or None when it cannot be one."""
     try:
@@ -71,6 +79,8 @@ def _compare_number(truth: float, answer, what: str, tolerance: float = TOLERANC
 # ---- 00: the overall score and the gradient matrix ------------------------------------------
 def check_overall_score(metrics: dict[str, float], answer: float) -> bool:
     """Exercise 00: the CS224N overall score of ``metrics`` (sst_acc, para_acc, sts_pearson)."""
+    if _unanswered(answer):
+        return False
     truth = overall_score(metrics)
     if _compare_number(truth, answer, "the overall score"):
         return True
@@ -81,6 +91,8 @@ def check_overall_score(metrics: dict[str, float], answer: float) -> bool:
 
 def check_gradient_matrix_shape(model, tasks: Sequence[str], answer) -> bool:
     """Exercise 00: the shape (K, P) of ``G`` for ``model`` trained on ``tasks``."""
+    if _unanswered(answer):
+        return False
     truth = (len(tasks), sum(p.numel() for p in model.shared_parameters()))
     try:
         given = tuple(int(x) for x in answer)
@@ -104,6 +116,8 @@ def check_gradient_matrix_shape(model, tasks: Sequence[str], answer) -> bool:
 def check_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, answer) -> bool:
     """Exercise 01: softmax(Q K^T / sqrt(hs), masked) V for q, k, v of shape (B, nh, T, hs) and a
     boolean ``key_mask`` (B, T), True at real tokens; the answer has shape (B, nh, T, hs)."""
+    if _unanswered(answer):
+        return False
     if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(f"q, k, v must share a (B, nh, T, hs) shape, got {tuple(q.shape)}, "
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
@@ -121,6 +135,8 @@ def check_adamw_step(param: Tensor, grad: Tensor, answer, *, lr: float = 1e-3,
                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                      weight_decay: float = 0.0) -> bool:
     """Exercise 01: the parameter after AdamW's first step from fresh state (m = v = 0)."""
+    if _unanswered(answer):
+        return False
     p = param.detach().clone().double().requires_grad_(True)
     p.grad = grad.detach().clone().double()
     AdamW([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay).step()
@@ -135,6 +151,8 @@ def check_adamw_step(param: Tensor, grad: Tensor, answer, *, lr: float = 1e-3,
 # ---- 03 and 04: PCGrad, conflict statistics, GradVac ----------------------------------------
 def check_pcgrad_direction(G: Tensor, answer) -> bool:
     """Exercise 03: PCGrad's direction for two task gradients ``G`` [2, P]."""
+    if _unanswered(answer):
+        return False
     if G.dim() != 2 or G.shape[0] != 2:
         raise ValueError(f"G must hold two task gradients [2, P], got {tuple(G.shape)}")
     truth = get_combiner("pcgrad")(G.double(), torch.ones(2, dtype=torch.float64))
@@ -147,6 +165,8 @@ def check_pcgrad_direction(G: Tensor, answer) -> bool:
 
 def check_conflict_fraction(records: Sequence[dict], answer) -> bool:
     """Exercise 03: the fraction of logged steps where some pair of task gradients conflicts."""
+    if _unanswered(answer):
+        return False
     with_cosines = [r for r in records if r.get("cosines")]
     if not with_cosines:
         raise ValueError("records carry no 'cosines'; pass the records of a gradient combiner run")
@@ -171,6 +191,8 @@ def gradvac_direction(G: Tensor, target: float) -> Tensor:
 def check_gradvac_direction(G: Tensor, target: float, answer) -> bool:
     """Exercise 04: GradVac's direction for two gradients ``G`` [2, P] and target cosine
     ``target`` (the same for both pairs)."""
+    if _unanswered(answer):
+        return False
     if G.dim() != 2 or G.shape[0] != 2:
         raise ValueError(f"G must hold two task gradients [2, P], got {tuple(G.shape)}")
     if not -1.0 < target < 1.0:
@@ -186,6 +208,8 @@ def check_gradvac_direction(G: Tensor, target: float, answer) -> bool:
 def check_intervention_count(records: Sequence[dict], answer, *, threshold: float = 1e-6) -> bool:
     """Exercise 04: in how many logged steps the combiner changed the summed gradient, i.e. the
     record's ``changed`` = |d - sum_k g_k| / |sum_k g_k| exceeds ``threshold``."""
+    if _unanswered(answer):
+        return False
     if not all("changed" in r for r in records):
         raise ValueError("records carry no 'changed'; pass the records of a gradient combiner run")
     truth = sum(r["changed"] > threshold for r in records)
@@ -201,6 +225,8 @@ def check_intervention_count(records: Sequence[dict], answer, *, threshold: floa
 def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
     """Exercise 05: ``d = alpha @ G`` with ``alpha`` the combiner's current attention weights
     over the rows of ``G`` (read without training the combiner)."""
+    if _unanswered(answer):
+        return False
     with torch.no_grad():
         alpha = combiner.attention(combiner.tokens(G))
     truth = alpha.to(G.dtype) @ G
@@ -215,6 +241,8 @@ def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
 def check_best_combiner(results: Sequence[dict], conflict: float, answer: str) -> bool:
     """Exercise 09: which combiner has the highest overall score at the given ``conflict``;
     ``results`` are dicts with ``name``, ``conflict`` and ``overall``."""
+    if _unanswered(answer):
+        return False
     rows = [r for r in results if math.isclose(r["conflict"], conflict)]
     if not rows:
         raise ValueError(f"no results at conflict {conflict}; have "

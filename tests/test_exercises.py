@@ -148,3 +148,9 @@ def test_best_combiner(capsys):
     assert "not among the combiners run" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no results at conflict 0.5"):
         check_best_combiner(results, 0.5, "sum")
+
+
+def test_an_unanswered_exercise_says_so(capsys):
+    assert not check_pcgrad_direction(CONFLICTING, None)
+    assert not check_best_combiner([], 0.0, None)
+    assert capsys.readouterr().out.count("No answer yet") == 2
