@@ -21,7 +21,9 @@ from torch import Tensor
 
 from .bert.sequences import PaddedSequences
 from .combiners import get_combiner
+from .data.sampling import get_sampler
 from .evaluate import overall_score
+from .heads import build_head
 from .optim import AdamW
 
 TOLERANCE = 1e-4  # relative, for answers computed in float32 by the student
@@ -145,6 +147,35 @@ def check_adamw_step(param: Tensor, grad: Tensor, answer, *, lr: float = 1e-3,
         print("  Hint: at t = 1, m = (1 - beta1) g and v = (1 - beta2) g^2; the step size is "
               "lr sqrt(1 - beta2) / (1 - beta1), eps is added to sqrt(v), and the decay "
               "p <- p - lr * weight_decay * p comes after the Adam step.")
+    return right
+
+
+# ---- 02: heads and sampling -----------------------------------------------------------------
+def check_cosine_similarity_score(u: Tensor, v: Tensor, answer) -> bool:
+    """Exercise 02: the STS score of the cosine head, 5 relu(cos(u, v)), for each pair of rows."""
+    if _unanswered(answer):
+        return False
+    head = build_head("cosine", u.shape[-1], 1)
+    with torch.no_grad():
+        truth = head(u, v)
+    right = _compare_arrays(truth, answer, "your similarity scores")
+    if not right:
+        print("  Hint: cos(u, v) = <u, v> / (|u| |v|) per row; negative cosines score 0; "
+              "the scale 5 maps cosine 1 to the top of the STS range.")
+    return right
+
+
+def check_annealed_probabilities(task_sizes: dict[str, int], epoch: int, epochs: int,
+                                 answer) -> bool:
+    """Exercise 02: annealed sampling's task probabilities in 0-based ``epoch`` of ``epochs``."""
+    if _unanswered(answer):
+        return False
+    sampler = get_sampler("annealed", task_sizes, 1, epochs=epochs)
+    right = _compare_arrays(sampler.probabilities(epoch), answer,
+                            f"your probabilities for epoch {epoch}")
+    if not right:
+        print(f"  Hint: alpha = 1 - 0.8 (e - 1) / (E - 1) with e = epoch + 1 = {epoch + 1} and "
+              f"E = {epochs}; p_k = N_k^alpha / sum_j N_j^alpha, in the order {list(task_sizes)}.")
     return right
 
 

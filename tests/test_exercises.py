@@ -154,3 +154,26 @@ def test_an_unanswered_exercise_says_so(capsys):
     assert not check_pcgrad_direction(CONFLICTING, None)
     assert not check_best_combiner([], 0.0, None)
     assert capsys.readouterr().out.count("No answer yet") == 2
+
+
+def test_cosine_similarity_score():
+    from mtl_tutor.exercises import check_cosine_similarity_score
+
+    u = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0]])
+    v = torch.tensor([[1.0, 1.0], [2.0, 2.0], [-1.0, 0.2]])
+    cos = F.cosine_similarity(u, v, dim=-1)
+    assert check_cosine_similarity_score(u, v, 5 * cos.clamp_min(0))
+    assert not check_cosine_similarity_score(u, v, 5 * cos)
+    assert not check_cosine_similarity_score(u, v, cos.clamp_min(0))
+
+
+def test_annealed_probabilities():
+    from mtl_tutor.exercises import check_annealed_probabilities
+
+    sizes = {"sst": 8000, "quora": 14214, "sts": 5500}
+    n = torch.tensor(list(sizes.values()), dtype=torch.float64)
+    assert check_annealed_probabilities(sizes, 0, 3, n / n.sum())
+    alpha = 1 - 0.8 * 2 / 2
+    assert check_annealed_probabilities(sizes, 2, 3, n**alpha / (n**alpha).sum())
+    assert not check_annealed_probabilities(sizes, 2, 3, n / n.sum())
+    assert not check_annealed_probabilities(sizes, 1, 3, [1 / 3, 1 / 3])
