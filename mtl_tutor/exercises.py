@@ -25,6 +25,7 @@ from .data.sampling import get_sampler
 from .evaluate import overall_score
 from .heads import build_head
 from .optim import AdamW
+from .pals import TaskPAL
 
 TOLERANCE = 1e-4  # relative, for answers computed in float32 by the student
 
@@ -60,13 +61,13 @@ def _compare_arrays(truth, answer, what: str) -> bool:
         return _verdict(False, f"{what} must be an array or tensor of numbers, "
                                f"got {type(answer).__name__}.")
     if given.shape != truth.shape:
-        return _verdict(False, f"{what} must have shape {truth.shape}, got {given.shape}.")
+        return _verdict(False, f"{what}: the shape must be {truth.shape}, got {given.shape}.")
     error = float(np.abs(given - truth).max()) if truth.size else 0.0
     scale = max(float(np.abs(truth).max()) if truth.size else 0.0, 1e-12)
     if not np.isfinite(given).all() or error > TOLERANCE * scale:
-        return _verdict(False, f"{what} has the right shape {truth.shape} but differs by up to "
-                               f"{error:.3g} (largest true entry {scale:.3g}).")
-    return _verdict(True, f"{what} matches to {error:.1e}.")
+        return _verdict(False, f"{what}: the shape {truth.shape} is right, the values differ by "
+                               f"up to {error:.3g} (largest true entry {scale:.3g}).")
+    return _verdict(True, f"{what}: correct to {error:.1e}.")
 
 
 def _compare_number(truth: float, answer, what: str, tolerance: float = TOLERANCE) -> bool:
@@ -266,6 +267,24 @@ def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
         print("  Hint: alpha = combiner.attention(combiner.tokens(G)) sums to 1 over the tasks; "
               "d weights each task gradient by its alpha.")
     return right
+
+
+# ---- 06: PALs --------------------------------------------------------------------------------
+def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_layers: int,
+                              answer) -> bool:
+    """Exercise 06: the parameters of one task's PALs: V^E (d_s x d_m), V^D (d_m x d_s), both
+    without bias, and per layer a projected attention with a (3 d_s x d_s) QKV matrix and bias."""
+    if _unanswered(answer):
+        return False
+    pal = TaskPAL(hidden_size, size, num_heads, num_layers, dropout=0.0)
+    truth = sum(p.numel() for p in pal.parameters())
+    if isinstance(answer, bool) or not isinstance(answer, int | np.integer):
+        return _verdict(False, f"the count must be an integer, got {type(answer).__name__}.")
+    if answer == truth:
+        return _verdict(True, f"one task's PALs hold {truth:,} parameters.")
+    shared = 2 * hidden_size * size
+    return _verdict(False, f"{answer:,} is not the count. V^E and V^D together hold {shared:,}; "
+                           "add the per-layer attention (weights and biases) for every layer.")
 
 
 # ---- 09: the leaderboard ---------------------------------------------------------------------

@@ -177,3 +177,13 @@ def test_annealed_probabilities():
     assert check_annealed_probabilities(sizes, 2, 3, n**alpha / (n**alpha).sum())
     assert not check_annealed_probabilities(sizes, 2, 3, n / n.sum())
     assert not check_annealed_probabilities(sizes, 1, 3, [1 / 3, 1 / 3])
+
+
+def test_pal_parameter_count():
+    from mtl_tutor.exercises import check_pal_parameter_count
+
+    C, S, L = 64, 16, 2
+    count = 2 * C * S + L * (3 * S * S + 3 * S)
+    assert check_pal_parameter_count(C, S, 4, L, count)
+    assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * 3 * S * S)
+    assert not check_pal_parameter_count(C, S, 4, L, float(count))
