@@ -24,6 +24,7 @@ from .combiners import get_combiner
 from .data.sampling import get_sampler
 from .evaluate import overall_score
 from .heads import build_head
+from .losses import multiple_negatives_ranking_loss, symmetric_kl
 from .optim import AdamW
 from .pals import TaskPAL
 
@@ -285,6 +286,32 @@ def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_l
     shared = 2 * hidden_size * size
     return _verdict(False, f"{answer:,} is not the count. V^E and V^D together hold {shared:,}; "
                            "add the per-layer attention (weights and biases) for every layer.")
+
+
+# ---- 07 and 08: SMART and MNRL ---------------------------------------------------------------
+def check_symmetric_kl(p_logits: Tensor, q_logits: Tensor, answer) -> bool:
+    """Exercise 07: SMART's divergence for class logits, KL(p || q) + KL(q || p) of the two
+    softmax distributions, averaged over the rows."""
+    if _unanswered(answer):
+        return False
+    right = _compare_arrays(symmetric_kl(p_logits.double(), q_logits.double()), answer,
+                            "your symmetric KL")
+    if not right:
+        print("  Hint: with p = softmax(p_logits), q = softmax(q_logits) per row, "
+              "KL(p || q) + KL(q || p) = sum_c (p_c - q_c)(log p_c - log q_c); then the mean.")
+    return right
+
+
+def check_mnrl_loss(anchors: Tensor, positives: Tensor, answer, *, scale: float = 20.0) -> bool:
+    """Exercise 08: the multiple negatives ranking loss of (anchor, positive) rows."""
+    if _unanswered(answer):
+        return False
+    truth = multiple_negatives_ranking_loss(anchors.double(), positives.double(), scale)
+    right = _compare_arrays(truth, answer, "your MNRL loss")
+    if not right:
+        print(f"  Hint: S_ij = {scale:g} cos(a_i, p_j); the loss is the cross-entropy of each row "
+              "of S against its own column i (the true positive), averaged over rows.")
+    return right
 
 
 # ---- 09: the leaderboard ---------------------------------------------------------------------

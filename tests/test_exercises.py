@@ -187,3 +187,19 @@ def test_pal_parameter_count():
     assert check_pal_parameter_count(C, S, 4, L, count)
     assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * 3 * S * S)
     assert not check_pal_parameter_count(C, S, 4, L, float(count))
+
+
+def test_symmetric_kl_and_mnrl():
+    from mtl_tutor.exercises import check_mnrl_loss, check_symmetric_kl
+
+    torch.manual_seed(0)
+    p, q = torch.randn(2, 4, 5).unbind(0)
+    P, Q = p.softmax(-1), q.softmax(-1)
+    kl = ((P * (P / Q).log()).sum(-1) + (Q * (Q / P).log()).sum(-1)).mean()
+    assert check_symmetric_kl(p, q, kl)
+    assert not check_symmetric_kl(p, q, (P * (P / Q).log()).sum(-1).mean())
+    a, b = torch.randn(2, 6, 8).unbind(0)
+    scores = 20 * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+    mnrl = (-scores.diagonal() + scores.logsumexp(-1)).mean()
+    assert check_mnrl_loss(a, b, mnrl)
+    assert not check_mnrl_loss(a, b, F.cross_entropy(a @ b.T, torch.arange(6)))
