@@ -216,13 +216,66 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
+def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, dict]:
+    """One optimiser step on the micro-batches of each task (``config.accumulation_steps`` each,
+    their losses averaged): returns the task losses and conflict statistics.
+
+    Per-task backward passes into the rows of G and the combiner, or, for loss weightings, one
+    backward pass of the weighted loss; then clipping, AdamW and the schedule.
+    """
+    model, grads, combiner, config = run.model, run.grads, run.combiner, run.config
+    tasks, A = [micro[0].task for micro in batches], config.accumulation_steps
+    if combiner.needs_gradients:
+        losses = []
+        for k, micro in enumerate(batches):
+            total = 0.0
+            for m, batch in enumerate(micro):
+                grads.capture(k, zero=m == 0)
+                loss = model.loss(batch) / A
+                _check_finite(loss, step, batch.task, run.run_dir, model)
+                loss.backward()
+                total += loss.detach()
+            losses.append(total)
+        losses = torch.stack(losses)
+        G = grads.G[:len(batches)]
+        d = combiner(G, losses)
+        stats = conflict_statistics(
+            G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
+        grads.write_direction(d)
+    else:
+        grads.capture_direction()
+        losses, stats = 0.0, {}
+        for m in range(A):
+            task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
+            for loss, micro in zip(task_losses, batches):
+                _check_finite(loss, step, micro[m].task, run.run_dir, model)
+            (combiner.loss_weights(task_losses) * task_losses).sum().div(A).backward()
+            losses += task_losses.detach() / A
+    if not torch.isfinite(grads.direction).all():
+        _diverged(step, "/".join(tasks), "gradient", run.run_dir, model)
+    if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
+        for p in grads.params:
+            p.grad = None
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    run.optimizer.step()
+    model.after_optimizer_step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.schedule.step()
+    if combiner.wants_losses_after:
+        with torch.no_grad():
+            combiner.on_step_end(torch.stack(
+                [sum(model.loss(b) for b in micro) / A for micro in batches]))
+    return losses, stats
+
+
 def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
     """Train a multitask model as ``config`` says; return the best dev metrics and the run dir.
 
     resume: continue the run in ``config.out`` from its ``checkpoint.pt``.
     """
     run = build_run(config)
-    model, grads, combiner, run_dir = run.model, run.grads, run.combiner, run.run_dir
+    model, combiner, run_dir = run.model, run.combiner, run.run_dir
     progress = {"best": None, "best_score": -math.inf, "history": [], "seconds": 0.0,
                 "epoch_losses": {t: [] for t in config.tasks}}
     first_step = 0
@@ -271,47 +324,7 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
                 tasks = next(run.sampler)
                 A = config.accumulation_steps  # micro-batches per task; their losses are averaged
                 batches = [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
-                if combiner.needs_gradients:
-                    losses = []
-                    for k, micro in enumerate(batches):
-                        total = 0.0
-                        for m, batch in enumerate(micro):
-                            grads.capture(k, zero=m == 0)
-                            loss = model.loss(batch) / A
-                            _check_finite(loss, step, batch.task, run_dir, model)
-                            loss.backward()
-                            total += loss.detach()
-                        losses.append(total)
-                    losses = torch.stack(losses)
-                    G = grads.G[:len(batches)]
-                    d = combiner(G, losses)
-                    stats = conflict_statistics(
-                        G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
-                    grads.write_direction(d)
-                else:
-                    grads.capture_direction()
-                    losses, stats = 0.0, {}
-                    for m in range(A):
-                        task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
-                        for loss, micro in zip(task_losses, batches):
-                            _check_finite(loss, step, micro[m].task, run_dir, model)
-                        (combiner.loss_weights(task_losses) * task_losses).sum().div(A).backward()
-                        losses += task_losses.detach() / A
-                if not torch.isfinite(grads.direction).all():
-                    _diverged(step, "/".join(tasks), "gradient", run_dir, model)
-                if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
-                    for p in grads.params:
-                        p.grad = None
-                if config.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                run.optimizer.step()
-                model.after_optimizer_step()
-                run.optimizer.zero_grad(set_to_none=True)
-                run.schedule.step()
-                if combiner.wants_losses_after:
-                    with torch.no_grad():
-                        combiner.on_step_end(torch.stack(
-                            [sum(model.loss(b) for b in micro) / A for micro in batches]))
+                losses, stats = take_step(run, batches, step)
 
                 record = {"step": step, "epoch": epoch, "lr": run.schedule.get_last_lr()[0],
                           "losses": dict(zip(tasks, losses.tolist())), **stats,
