@@ -37,7 +37,7 @@ def demo_config(out: Path, seed: int = 0) -> TrainConfig:
 
 def run_demo(out: Path, seed: int = 0) -> dict:
     config = demo_config(out, seed)
-    write_synthetic_corpus(config.data, seed=seed)
+    write_synthetic_corpus(config.data, n_train=320, n_dev=160, n_test=80, seed=seed)
     print(f"synthetic corpus in {config.data}; training {config.backbone} with {config.combiner}")
     summary = train(config)
     print(json.dumps(summary["history"][-1]))
