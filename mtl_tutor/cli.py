@@ -1,4 +1,4 @@
-"""The ``mtl-tutor`` command: train, eval, predict and the demo."""
+"""The ``mtl-tutor`` command: train, eval, predict, the demo and the leaderboard."""
 
 from __future__ import annotations
 
@@ -223,6 +223,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from .leaderboard import run_leaderboard
+
+    run_leaderboard(args.configs, args.data, args.out, parse_options(args.set, "--set"))
+    print(f"wrote {Path(args.out) / 'leaderboard.md'}, leaderboard.csv and leaderboard.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl-tutor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("leaderboard", help="run the recipes of TOML files over seeds; compare")
+    p.add_argument("--configs", nargs="+", default=["configs"],
+                   help="recipe files, or directories of *.toml files")
+    p.add_argument("--data", required=True, help="directory of {task}-{split}.csv files")
+    p.add_argument("--out", default="runs/leaderboard", help="runs and leaderboard files")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a TrainConfig field for every run, e.g. backbone=tiny (repeatable)")
+    p.set_defaults(func=cmd_leaderboard)
     return parser
 
 
