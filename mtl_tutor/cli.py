@@ -225,8 +225,13 @@ def cmd_demo(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from .leaderboard import run_leaderboard
+    from .train import TrainingInterrupted
 
-    run_leaderboard(args.configs, args.data, args.out, parse_options(args.set, "--set"))
+    try:
+        run_leaderboard(args.configs, args.data, args.out, parse_options(args.set, "--set"))
+    except TrainingInterrupted as e:
+        print(f"interrupted: {e}; run the same command again to go on", file=sys.stderr)
+        return 130
     print(f"wrote {Path(args.out) / 'leaderboard.md'}, leaderboard.csv and leaderboard.html")
     return 0
 

@@ -18,8 +18,9 @@ from the log: the fraction of steps with some pair of task gradients at a negati
 epoch the fraction of steps in which the combiner moved the summed direction by more than 1%
 (``"changed" > 0.01``). Both need per-task gradients: loss-weighting combiners (``sum``,
 ``uncertainty``, ...) take one backward pass and log none, and steps of a single task have no
-pair. A run with ``result.json`` is skipped (its recorded configuration must match); a run
-interrupted after a checkpoint continues from it. Seeds are aggregated as mean ± sample standard
+pair. A run that diverges (NaN or infinite loss) is recorded as such and the others go on. A run
+with ``result.json`` is skipped (its recorded configuration must match); a run interrupted after
+a checkpoint continues from it. Seeds are aggregated as mean ± sample standard
 deviation into ``OUT/leaderboard.md``, ``OUT/leaderboard.csv`` and ``OUT/leaderboard.html``.
 """
 
@@ -45,7 +46,7 @@ from .combiners import get_combiner
 from .data import get_sampler
 from .model import build_model
 from .run_config import TrainConfig
-from .train import resolve_device, train
+from .train import TrainingDiverged, resolve_device, train
 from .viz import save_figure
 from .viz.reports import LEADERBOARD_COLUMNS
 
@@ -59,7 +60,7 @@ SET_BY_LEADERBOARD = ("data", "out", "seed")
 CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in SET_BY_LEADERBOARD)
 CHANGED_THRESHOLD = 0.01  # "the combiner changed the summed direction": |d - sum g| > 1% |sum g|
 MEASURES = ("wall_seconds", "steps_per_second", "peak_memory_mib", "conflict_fraction")
-UNCOMPARED_KEYS = ("progress",)  # config keys that may differ when a finished run is reused
+UNCOMPARED_KEYS = ("out", "progress")  # may differ when a finished run is reused
 
 
 @dataclass(frozen=True)
@@ -222,13 +223,18 @@ def measure_run(config: TrainConfig) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = reset_peak_rss()
     start = time.perf_counter()
-    summary = train(config, resume=(run_dir / "checkpoint.pt").exists())
+    summary, diverged = {}, None
+    try:
+        summary = train(config, resume=(run_dir / "checkpoint.pt").exists())
+    except TrainingDiverged as e:  # recorded; the other runs go on
+        diverged = str(e)
     wall = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else peak_rss_bytes() - rss_before)
     eval_steps = [m["step"] for m in read_jsonl(run_dir / "eval.jsonl")]
-    best = summary["best"] or {}
+    best = summary.get("best") or {}
     return {
+        "diverged": diverged,
         "metrics": {k: v for k, v in best.items() if k not in ("step", "epoch")},
         "best_step": best.get("step"),
         "wall_seconds": wall,
@@ -265,11 +271,12 @@ def run_once(recipe: Recipe, config: TrainConfig) -> tuple[dict, bool]:
     return result, True
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
+def mean_std(values: Sequence[float | None]) -> tuple[float, float | None] | None:
+    """(mean, sample standard deviation) of the values given; std None for one value."""
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def aggregate(recipe: Recipe, results: Sequence[dict]) -> dict:
@@ -278,7 +285,7 @@ def aggregate(recipe: Recipe, results: Sequence[dict]) -> dict:
     epochs = sorted({int(e) for r in results for e in r["changed_fraction_per_epoch"]})
     return {
         "name": recipe.name, "claim": recipe.claim, "description": recipe.description,
-        "seeds": len(results),
+        "seeds": len(results), "diverged": sum(bool(r["diverged"]) for r in results),
         "metrics": {k: mean_std([r["metrics"].get(k) for r in results]) for k in metrics},
         **{k: mean_std([r[k] for r in results]) for k in MEASURES},
         "changed_per_epoch": [mean_std([r["changed_fraction_per_epoch"].get(str(e))
@@ -291,11 +298,11 @@ def _score(row: dict) -> float:
     return overall[0] if overall else float("-inf")
 
 
-def _cell(value: tuple[float, float] | None, digits: int) -> str:
+def _cell(value: tuple[float, float | None] | None, digits: int) -> str:
     if value is None:
         return "—"
     mean, std = value
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
 
 
 def metric_names(rows: Sequence[dict]) -> list[str]:
@@ -312,7 +319,8 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, row in enumerate(rows, 1):
         changed = " / ".join(_cell(v, 2) for v in row["changed_per_epoch"]) or "—"
-        cells = [str(rank), row["name"], str(row["seeds"]),
+        seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        cells = [str(rank), row["name"], seeds,
                  *(_cell(row["metrics"].get(m), 4) for m in metrics),
                  _cell(row["wall_seconds"], 1), _cell(row["steps_per_second"], 2),
                  _cell(row["peak_memory_mib"], 0), _cell(row["conflict_fraction"], 2), changed]
@@ -320,7 +328,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines += ["", "Mean ± sample standard deviation over the seeds. conflict: fraction of steps "
               "with a pair of task gradients at a negative cosine; changed: per epoch, fraction "
               "of steps where |d - sum g| > 1% |sum g| (— where no per-task gradients were "
-              "logged).", ""]
+              "logged). A diverged seed (NaN or infinite loss) counts in no column.", ""]
     for row in rows:
         claim = f" *Tests: {row['claim']}*" if row["claim"] else ""
         lines.append(f"- **{row['name']}**: {row['description']}{claim}")
@@ -340,7 +348,8 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
                       *(row["changed_per_epoch"][e] if e < len(row["changed_per_epoch"])
                         else None for e in range(epochs))]
             writer.writerow([row["name"], row["claim"], row["seeds"],
-                             *(x for v in values for x in (v if v else ("", "")))])
+                             *("" if x is None else x
+                               for v in values for x in (v if v else (None, None)))])
 
 
 def leaderboard_figure(rows: Sequence[dict]) -> go.Figure:
@@ -351,7 +360,8 @@ def leaderboard_figure(rows: Sequence[dict]) -> go.Figure:
     fig = go.Figure(go.Bar(
         x=[row["metrics"]["overall"][0] for row in scored], y=[row["name"] for row in scored],
         orientation="h", customdata=speed,
-        error_x={"type": "data", "array": [row["metrics"]["overall"][1] for row in scored]},
+        error_x={"type": "data",
+                 "array": [row["metrics"]["overall"][1] or 0.0 for row in scored]},
         hovertemplate="%{y}<br>overall %{x:.4f}<br>%{customdata:.2f} steps/s<extra></extra>",
     ))
     fig.update_layout(title="Leaderboard: overall dev score (mean ± std over seeds)",
@@ -382,7 +392,7 @@ def run_leaderboard(configs: Sequence[str | Path], data: str | Path, out: str | 
     for recipe in recipes:
         results = []
         for seed in recipe.seeds:
-            config = replace(recipe.config, data=str(data), seed=seed,
+            config = replace(recipe.config, data=str(Path(data).resolve()), seed=seed,
                              out=str(out / recipe.name / f"seed{seed}"))
             result, trained = run_once(recipe, config)
             done += 1

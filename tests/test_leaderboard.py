@@ -3,13 +3,24 @@ run on the synthetic corpus writes the table and skips finished runs when invoke
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from mtl_tutor import leaderboard
 from mtl_tutor.cli import main
 from mtl_tutor.combiners import COMBINER_NAMES
-from mtl_tutor.leaderboard import check_recipe, load_recipes, log_statistics, recipe_files
+from mtl_tutor.leaderboard import (
+    aggregate,
+    check_recipe,
+    load_recipes,
+    log_statistics,
+    markdown_table,
+    recipe_files,
+    run_once,
+)
+from mtl_tutor.train import TrainingDiverged
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -69,6 +80,25 @@ def test_log_statistics_counts_conflicts_changes_and_skips_evaluations():
     assert no_pairs["conflict_fraction"] is None and no_pairs["changed_fraction_per_epoch"] == {}
 
 
+def test_a_diverged_run_is_recorded_and_shown(tmp_path, monkeypatch):
+    def diverge(config, resume):
+        raise TrainingDiverged("step 3: the loss of task sts is NaN or infinite")
+
+    monkeypatch.setattr(leaderboard, "train", diverge)
+    path = tmp_path / "wild.toml"
+    path.write_text('name = "wild"\ndescription = "too fast"\nseeds = [0]\nlr = 10.0\n'
+                    'device = "cpu"\n')
+    (recipe,) = load_recipes(path)
+    config = replace(recipe.config, out=str(tmp_path / "wild" / "seed0"))
+    Path(config.out).mkdir(parents=True)
+    result, trained = run_once(recipe, config)
+    assert trained and "sts is NaN" in result["diverged"] and result["metrics"] == {}
+    assert run_once(recipe, config) == (result, False)  # recorded: not run again
+    row = aggregate(recipe, [result])
+    assert row["diverged"] == 1 and row["metrics"] == {} and row["steps_per_second"] is None
+    assert "| 1 | wild | 1 (1 diverged) |" in markdown_table([row])
+
+
 def test_leaderboard_end_to_end_and_resumable(tmp_path, synthetic_dir, capsys):
     configs = tmp_path / "configs"
     configs.mkdir()
@@ -107,7 +137,7 @@ def test_leaderboard_end_to_end_and_resumable(tmp_path, synthetic_dir, capsys):
     overalls = [plain["metrics"]["overall"], json.loads(
         (out / "plain" / "seed0" / "result.json").read_text())["metrics"]["overall"]]
     assert float(board["plain"]["overall_mean"]) == pytest.approx(sum(overalls) / 2)
-    assert float(board["surgery-pcgrad"]["overall_std"]) == 0.0
+    assert board["surgery-pcgrad"]["overall_std"] == ""  # one seed: no spread
     assert (out / "leaderboard.html").exists()
 
     logs = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/log.jsonl")}
