@@ -156,7 +156,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainingInterrupted, train
+    """Train in this process, or as one rank of ``torchrun --nproc_per_node N -m mtl_tutor.cli``."""
+    from .distributed import init_from_env, leave
+    from .train import TrainingInterrupted, resolve_device, train
 
     if args.resume:
         config, resume = TrainConfig.load(Path(args.resume) / "run_config.json"), True
@@ -164,13 +166,17 @@ def cmd_train(args) -> int:
         config, resume = config_from_args(args), False
     else:
         raise SystemExit("error: train needs --data and --out (or --resume RUN)")
+    rank, _ = init_from_env(resolve_device(config.device))
     try:
         summary = train(config, resume=resume)
     except TrainingInterrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
-    print(json.dumps({"run": summary["run"], "best": summary["best"],
-                      "seconds": round(summary["seconds"], 1)}))
+    finally:
+        leave()
+    if rank == 0:
+        print(json.dumps({"run": summary["run"], "best": summary["best"],
+                          "seconds": round(summary["seconds"], 1)}))
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ from .checkpoint import (
 )
 from .combiners import Combiner, get_combiner
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
+from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
 from .evaluate import evaluate, ordered_batches
 from .gradients import TaskGradients, conflict_statistics
 from .model import MultitaskModel, build_model, linear_dropout
@@ -112,16 +114,19 @@ class Run:
 
 
 def build_run(config: TrainConfig) -> Run:
+    """Build a run; under ``torchrun`` every rank builds the same one, and only rank 0 writes."""
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    train_data = load_split(config, "train", run_dir)
-    dev_data = load_split(config, "dev", run_dir)
+    rank, world_size = world()
+    train_data = load_split(config, "train", run_dir if rank == 0 else None)
+    dev_data = load_split(config, "dev", run_dir) if rank == 0 else {}  # rank 0 evaluates
 
     bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
     model = build_model(bert, config).to(device)
-    write_run_files(run_dir, config, model, tokenizer)
+    if rank == 0:
+        write_run_files(run_dir, config, model, tokenizer)
 
     streams = {t: TaskBatches(d, tokenizer, config.batch_size, seed=config.seed + i,
                               pair_encoding=config.encoding_of(t), max_length=config.max_length,
@@ -137,6 +142,9 @@ def build_run(config: TrainConfig) -> Run:
         total_steps = min(total_steps, config.max_steps)
 
     combiner = get_combiner(config.combiner, seed=config.seed, **config.combiner_options)
+    if world_size > 1 and not combiner.needs_gradients and combiner.parameters():
+        raise ValueError(f"combiner {config.combiner!r} learns weights through the loss, which "
+                         "multi-process training does not support yet; run it in one process")
     shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
     grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
     combiner.attach(grads.layer_slices)
@@ -153,6 +161,8 @@ def build_run(config: TrainConfig) -> Run:
     dev_loaders = {t: [b.to(device) for b in ordered_batches(
         d, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(t),
         max_length=config.max_length)] for t, d in dev_data.items()}
+    if world_size > 1:  # the ranks share the initial weights, not their dropout noise
+        torch.manual_seed(config.seed + rank)
     return Run(config, run_dir, device, model, tokenizer, streams, sampler, combiner, grads,
                optimizer, schedule, dev_loaders, total_steps)
 
@@ -222,22 +232,42 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
 
     Per-task backward passes into the rows of G and the combiner, or, for loss weightings, one
     backward pass of the weighted loss; then clipping, AdamW and the schedule.
+
+    Under ``torchrun`` (see :mod:`mtl_tutor.distributed`) ``batches`` are the global batches:
+    each rank backpropagates its shard's losses scaled by the shard's share of the rows, G, the
+    heads' gradients and the losses are summed over the ranks, and every rank combines alike.
+    Loss weightings go through G too there, so that their weights come from the global losses.
     """
     model, grads, combiner, config = run.model, run.grads, run.combiner, run.config
     tasks, A = [micro[0].task for micro in batches], config.accumulation_steps
-    if combiner.needs_gradients:
+    rank, world_size = world()
+    distributed = world_size > 1
+    shares = [[1.0] * len(micro) for micro in batches]  # each batch's share of its global batch
+    if distributed:
+        shards = [[shard(batch, rank, world_size) for batch in micro] for micro in batches]
+        batches = [[batch for batch, _ in micro] for micro in shards]
+        shares = [[weight for _, weight in micro] for micro in shards]
+    if combiner.needs_gradients or distributed:
         losses = []
         for k, micro in enumerate(batches):
             total = 0.0
             for m, batch in enumerate(micro):
                 grads.capture(k, zero=m == 0)
                 loss = model.loss(batch) / A
-                _check_finite(loss, step, batch.task, run.run_dir, model)
+                if distributed:
+                    loss = loss * shares[k][m]
+                else:
+                    _check_finite(loss, step, batch.task, run.run_dir, model)
                 loss.backward()
                 total += loss.detach()
             losses.append(total)
         losses = torch.stack(losses)
         G = grads.G[:len(batches)]
+        if distributed:
+            all_reduce_step(G, [p.grad for p in model.task_parameters() if p.grad is not None],
+                            losses)
+            for loss, task in zip(losses, tasks):
+                _check_finite(loss, step, task, run.run_dir, model)
         d = combiner(G, losses)
         stats = conflict_statistics(
             G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
@@ -264,8 +294,11 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
     run.schedule.step()
     if combiner.wants_losses_after:
         with torch.no_grad():
-            combiner.on_step_end(torch.stack(
-                [sum(model.loss(b) for b in micro) / A for micro in batches]))
+            losses_after = torch.stack([sum(model.loss(b) * w for b, w in zip(micro, share)) / A
+                                        for micro, share in zip(batches, shares)])
+            if distributed:
+                sum_over_ranks(losses_after)
+            combiner.on_step_end(losses_after)
     return losses, stats
 
 
@@ -276,21 +309,24 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
     """
     run = build_run(config)
     model, combiner, run_dir = run.model, run.combiner, run.run_dir
+    main = is_main()  # under torchrun only rank 0 logs, evaluates, saves and calls back
+    callbacks = callbacks if main else ()
     progress = {"best": None, "best_score": -math.inf, "history": [], "seconds": 0.0,
                 "epoch_losses": {t: [] for t in config.tasks}}
     first_step = 0
     if resume:
         state = load_training_state(run_dir)
         progress, first_step = restore(run, state), state["step"]
-        drop_records_after(run_dir / "log.jsonl", first_step - 1)
-        drop_records_after(run_dir / "eval.jsonl", first_step)
+        if main:
+            drop_records_after(run_dir / "log.jsonl", first_step - 1)
+            drop_records_after(run_dir / "eval.jsonl", first_step)
     on_step = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
     on_eval = [cb.on_eval for cb in callbacks if hasattr(cb, "on_eval")]
     mode = "a" if resume else "w"
-    log = open(run_dir / "log.jsonl", mode, encoding="utf-8")
-    eval_log = open(run_dir / "eval.jsonl", mode, encoding="utf-8")
+    log = open(run_dir / "log.jsonl" if main else os.devnull, mode, encoding="utf-8")
+    eval_log = open(run_dir / "eval.jsonl" if main else os.devnull, mode, encoding="utf-8")
     bar = tqdm(total=run.total_steps, initial=first_step, desc=f"train {config.combiner}",
-               disable=not config.progress)
+               disable=not (config.progress and main))
     start = time.perf_counter() - progress["seconds"]
     model.train()
 
@@ -345,14 +381,16 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
                         [sum(v) / max(1, len(v)) for v in progress["epoch_losses"].values()]))
                     progress["epoch_losses"] = {t: [] for t in config.tasks}
                 evaluate_now = config.eval_every and (step + 1) % config.eval_every == 0
-                if end_of_epoch or evaluate_now:
+                # Other ranks go on to the next step, whose all-reduce waits for rank 0.
+                if main and (end_of_epoch or evaluate_now):
                     log.flush()
                     run_eval(step + 1, epoch + 1)
                 periodic = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
-                if end_of_epoch or evaluate_now or periodic or last or stop.requested:
+                stop_now = main and stop.requested  # the others end when rank 0 has saved
+                if main and (end_of_epoch or evaluate_now or periodic or last or stop_now):
                     log.flush()
                     checkpoint(step + 1)
-                if stop.requested and not last:
+                if stop_now and not last:
                     raise TrainingInterrupted(
                         f"{stop.requested} after step {step + 1}: the run is saved in "
                         f"{run_dir / 'checkpoint.pt'}; continue it with "
@@ -375,7 +413,9 @@ def _check_finite(loss: torch.Tensor, step: int, task: str, run_dir: Path, model
 
 
 def _diverged(step: int, task: str, what: str, run_dir: Path, model) -> None:
-    path = save_model(run_dir, model, "last_good.safetensors")
+    path = run_dir / "last_good.safetensors"
+    if is_main():  # every rank sees the same losses and gradients, and rank 0 saves
+        save_model(run_dir, model, path.name)
     warnings.warn(f"step {step}: non-finite {what} for task {task}", stacklevel=2)
     raise TrainingDiverged(
         f"step {step}: the {what} of task {task} is NaN or infinite; training stopped. "
