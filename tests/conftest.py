@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic corpus, the real CS224N data when present, the tiny backbone."""
+"""Shared fixtures: a small synthetic corpus, the real CS224N data when present, the tiny
+backbone."""
 
 from pathlib import Path
 

@@ -73,6 +73,8 @@ def checked_outputs(notebook) -> list[tuple[str, list]]:
         for output in coalesce_streams([nbformat.from_dict(o) for o in cell.outputs]):
             if output.output_type == "stream":
                 outputs.append((output.name, sanitize(output.text)))
+            elif WIDGET_VIEW in output.get("data", {}):
+                continue  # a live widget (e.g. a progress bar): stored notebooks drop these
             elif "text/plain" in output.get("data", {}):
                 outputs.append(("text/plain", sanitize(output.data["text/plain"])))
         checked.append((cell.source, outputs))

@@ -43,7 +43,8 @@ def test_matches_float64_reference_over_many_steps(foreach, correct_bias, wd):
     grads = [torch.randn(257, generator=gen) * (1 + t % 7) for t in range(300)]
     kw = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-6, weight_decay=wd, correct_bias=correct_bias)
     ours = run_ours(p0, grads, foreach=foreach, **kw)
-    ref = reference_adamw(p0, grads, **{k if k != "weight_decay" else "wd": v for k, v in kw.items()})
+    renamed = {"wd" if k == "weight_decay" else k: v for k, v in kw.items()}
+    ref = reference_adamw(p0, grads, **renamed)
     torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-5)
 
 
@@ -99,7 +100,8 @@ def test_state_dict_round_trip_resumes_exactly():
 
 
 @pytest.mark.parametrize("kw, name", [(dict(lr=-1.0), "lr"), (dict(betas=(1.0, 0.9)), "betas"),
-                                       (dict(eps=-1.0), "eps"), (dict(weight_decay=-0.1), "weight_decay")])
+                                       (dict(eps=-1.0), "eps"),
+                                       (dict(weight_decay=-0.1), "weight_decay")])
 def test_bad_arguments_name_the_parameter(kw, name):
     with pytest.raises(ValueError, match=name):
         AdamW([torch.nn.Parameter(torch.zeros(1))], **kw)
