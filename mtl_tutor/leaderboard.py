@@ -250,6 +250,9 @@ def comparable(config: TrainConfig) -> dict:
     return {k: v for k, v in values.items() if k not in UNCOMPARED_KEYS}
 
 
+DEFAULTS = comparable(TrainConfig())  # stand in for fields a run recorded before they existed
+
+
 def run_once(recipe: Recipe, config: TrainConfig) -> tuple[dict, bool]:
     """The result of one seed's run: read from ``result.json`` if finished, else trained.
     Returns (result, whether it was trained now)."""
@@ -257,7 +260,7 @@ def run_once(recipe: Recipe, config: TrainConfig) -> tuple[dict, bool]:
     if path.exists():
         result = json.loads(path.read_text(encoding="utf-8"))
         differing = sorted(k for k, v in comparable(config).items()
-                           if result["config"].get(k) != v)
+                           if result["config"].get(k, DEFAULTS.get(k)) != v)
         if differing:
             raise ValueError(f"{path} was run with other values of {differing}; use another "
                              f"--out or delete that run")
@@ -280,16 +283,18 @@ def mean_std(values: Sequence[float | None]) -> tuple[float, float | None] | Non
 
 
 def aggregate(recipe: Recipe, results: Sequence[dict]) -> dict:
-    """One leaderboard row: mean and std over the seeds of every metric and measure."""
-    metrics = list(dict.fromkeys(k for r in results for k in r["metrics"]))
-    epochs = sorted({int(e) for r in results for e in r["changed_fraction_per_epoch"]})
+    """One leaderboard row: mean and std over the seeds that did not diverge of every metric
+    and measure."""
+    finished = [r for r in results if not r["diverged"]]
+    metrics = list(dict.fromkeys(k for r in finished for k in r["metrics"]))
+    epochs = sorted({int(e) for r in finished for e in r["changed_fraction_per_epoch"]})
     return {
         "name": recipe.name, "claim": recipe.claim, "description": recipe.description,
-        "seeds": len(results), "diverged": sum(bool(r["diverged"]) for r in results),
-        "metrics": {k: mean_std([r["metrics"].get(k) for r in results]) for k in metrics},
-        **{k: mean_std([r[k] for r in results]) for k in MEASURES},
+        "seeds": len(results), "diverged": len(results) - len(finished),
+        "metrics": {k: mean_std([r["metrics"].get(k) for r in finished]) for k in metrics},
+        **{k: mean_std([r[k] for r in finished]) for k in MEASURES},
         "changed_per_epoch": [mean_std([r["changed_fraction_per_epoch"].get(str(e))
-                                        for r in results]) for e in epochs],
+                                        for r in finished]) for e in epochs],
     }
 
 
