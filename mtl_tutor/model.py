@@ -137,10 +137,15 @@ class MultitaskModel(nn.Module):
         """The parameters every task updates: the BERT backbone's trainable ones."""
         return [p for p in self.bert.parameters() if p.requires_grad]
 
-    def task_parameters(self) -> list[nn.Parameter]:
-        """Parameters of one task each: heads and PALs (never part of G)."""
-        pals = [] if self.pals is None else list(self.pals.parameters())
-        return [p for p in [*self.heads.parameters(), *pals] if p.requires_grad]
+    def task_parameters(self, task: str | None = None) -> list[nn.Parameter]:
+        """Parameters of one task each, heads and PALs (never part of G): every task's, or only
+        those of ``task``."""
+        if task is None:
+            modules = [self.heads, *([] if self.pals is None else [self.pals])]
+        else:
+            has_pal = self.pals is not None and task in self.pals.tasks
+            modules = [self.heads[task], *([self.pals.tasks[task]] if has_pal else [])]
+        return [p for m in modules for p in m.parameters() if p.requires_grad]
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor, pooling: str,
                token_type_ids: Tensor | None = None) -> Tensor:

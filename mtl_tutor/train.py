@@ -236,7 +236,9 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
     Under ``torchrun`` (see :mod:`mtl_tutor.distributed`) ``batches`` are the global batches:
     each rank backpropagates its shard's losses scaled by the shard's share of the rows, G, the
     heads' gradients and the losses are summed over the ranks, and every rank combines alike.
-    Loss weightings go through G too there, so that their weights come from the global losses.
+    Loss weightings go through G too there, so that their weights come from the global losses;
+    with accumulation they weigh the accumulated losses once, where one process weighs each
+    micro-batch by its own losses.
     """
     model, grads, combiner, config = run.model, run.grads, run.combiner, run.config
     tasks, A = [micro[0].task for micro in batches], config.accumulation_steps
@@ -268,7 +270,14 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
                             losses)
             for loss, task in zip(losses, tasks):
                 _check_finite(loss, step, task, run.run_dir, model)
-        d = combiner(G, losses)
+        if combiner.needs_gradients:
+            d = combiner(G, losses)
+        else:  # as one process's single weighted backward pass, the weights scale the heads too
+            weights = combiner.loss_weights(losses).detach().to(G.dtype)
+            d = weights @ G
+            for w, task in zip(weights.tolist(), tasks):
+                torch._foreach_mul_([p.grad for p in model.task_parameters(task)
+                                     if p.grad is not None], w)
         stats = conflict_statistics(
             G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
         grads.write_direction(d)

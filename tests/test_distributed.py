@@ -102,12 +102,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_ranks_take_the_steps_of_one_process(synthetic_dir, tmp_path):
+# PCGrad combines G; FAMO, a loss weighting, goes through G over several processes (its weights
+# from the global losses) but takes one backward pass in one, and reads the losses after the step.
+@pytest.mark.parametrize("combiner, accumulation", [("pcgrad", 2), ("famo", 1)])
+def test_two_gloo_ranks_take_the_steps_of_one_process(combiner, accumulation, synthetic_dir,
+                                                      tmp_path):
     backbone = dropout_free_backbone(tmp_path / "backbone")
     args = ["train", "--backbone", str(backbone), "--data", str(synthetic_dir),
-            "--combiner", "pcgrad", "--max-steps", "3", "--batch-size", "8",
-            "--max-length", "32", "--dropout-schedule", "0", "0", "--device", "cpu",
-            "--no-progress"]
+            "--combiner", combiner, "--accumulation-steps", str(accumulation),
+            "--max-steps", "3", "--batch-size", "8", "--max-length", "32",
+            "--dropout-schedule", "0", "0", "--device", "cpu", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
 
     env = {**os.environ, "OMP_NUM_THREADS": "1",
