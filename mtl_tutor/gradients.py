@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .combiners.base import Combination, gramian_of
+
 
 def layer_group(name: str) -> str:
     """The layer group of a BERT parameter name: "embeddings", "layer.3", "pooler", ..."""
@@ -103,19 +105,32 @@ def pair_names(tasks: Sequence[str]) -> list[tuple[int, int, str]]:
 
 
 def conflict_statistics(G: Tensor, d: Tensor, tasks: Sequence[str],
-                        layer_slices: Sequence[tuple[str, slice]] = ()) -> dict:
+                        layer_slices: Sequence[tuple[str, slice]] = (),
+                        combination: Combination | None = None) -> dict:
     """Diagnostics of one step: norms, pairwise cosines, conflict, how far ``d`` is from the sum.
 
     Returns plain Python numbers: {"grad_norms": {task: |g|}, "cosines": {"a/b": cos},
     "conflict": any cosine < 0, "changed": |d - sum_k g_k| / |sum_k g_k|,
     "layer_cosines": {group: {"a/b": cos}} when layer_slices are given}.
+
+    ``combination``, the combiner's :class:`~mtl_tutor.combiners.base.Combination` for ``d``,
+    spares the passes over ``G`` where it carries the Gramian and the weights: with
+    ``d = w @ G`` and the all-ones vector 1, ``|d - sum_k g_k|^2 = (w - 1)^T G G^T (w - 1)`` and
+    ``|sum_k g_k|^2 = 1^T G G^T 1``.
     """
-    gramian = G @ G.T
+    have = combination if combination is not None else Combination(d)
+    gramian = have.gramian if have.gramian is not None else gramian_of(G)
     cos = cosine_matrix(gramian)
     pairs = pair_names(tasks)
-    total = G.sum(0)
-    total_norm = total.norm()
-    changed = ((d - total).norm() / total_norm).item() if total_norm > 0 else 0.0
+    if have.weights is not None:
+        ones = torch.ones_like(have.weights)
+        excess = have.weights - ones
+        total_norm = (ones @ gramian @ ones).clamp_min(0).sqrt()
+        change_norm = (excess @ gramian @ excess).clamp_min(0).sqrt()
+    else:
+        total = G.sum(0)
+        total_norm, change_norm = total.norm(), (d - total).norm()
+    changed = (change_norm / total_norm).item() if total_norm > 0 else 0.0
     norms = gramian.diagonal().clamp_min(0).sqrt().tolist()
     stats = {
         "grad_norms": dict(zip(tasks, norms)),

@@ -38,7 +38,7 @@ from .checkpoint import (
     save_training_state,
     write_run_files,
 )
-from .combiners import Combiner, get_combiner
+from .combiners import Combination, Combiner, get_combiner
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
 from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
 from .evaluate import evaluate, ordered_batches
@@ -271,15 +271,16 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
             for loss, task in zip(losses, tasks):
                 _check_finite(loss, step, task, run.run_dir, model)
         if combiner.needs_gradients:
-            d = combiner(G, losses)
+            combination = combiner.combine(G, losses)
         else:  # as one process's single weighted backward pass, the weights scale the heads too
             weights = combiner.loss_weights(losses).detach().to(G.dtype)
-            d = weights @ G
+            combination = Combination(weights @ G, weights=weights.double().cpu())
             for w, task in zip(weights.tolist(), tasks):
                 torch._foreach_mul_([p.grad for p in model.task_parameters(task)
                                      if p.grad is not None], w)
+        d = combination.direction
         stats = conflict_statistics(
-            G, d, tasks, grads.layer_slices if config.log_layer_cosines else ())
+            G, d, tasks, grads.layer_slices if config.log_layer_cosines else (), combination)
         grads.write_direction(d)
     else:
         grads.capture_direction()
@@ -290,13 +291,13 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
                 _check_finite(loss, step, micro[m].task, run.run_dir, model)
             (combiner.loss_weights(task_losses) * task_losses).sum().div(A).backward()
             losses += task_losses.detach() / A
-    if not torch.isfinite(grads.direction).all():
-        _diverged(step, "/".join(tasks), "gradient", run.run_dir, model)
     if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
         for p in grads.params:
             p.grad = None
-    if config.max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    # one foreach pass: the total norm clips and, non-finite iff some gradient entry is, checks
+    max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
+    if not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)):
+        _diverged(step, "/".join(tasks), "gradient", run.run_dir, model)
     run.optimizer.step()
     model.after_optimizer_step()
     run.optimizer.zero_grad(set_to_none=True)

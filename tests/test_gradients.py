@@ -1,7 +1,9 @@
 """The flat per-task gradient buffer and the conflict statistics."""
 
+import pytest
 import torch
 
+from mtl_tutor.combiners import get_combiner
 from mtl_tutor.data import MULTITASK, TaskBatches, get_task, load_task
 from mtl_tutor.gradients import TaskGradients, conflict_statistics, cosine_matrix, layer_group
 from mtl_tutor.model import MultitaskModel
@@ -76,6 +78,21 @@ def test_conflict_statistics_on_a_known_geometry():
     assert stats["changed"] == 0.0
     assert abs(stats["grad_norms"]["c"] - 2.0) < 1e-6
     assert stats["layer_cosines"]["x"]["a/b"] == -1.0
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "gradvac", "gradattention", "mgda", "graddrop"])
+def test_statistics_from_a_combination_equal_those_from_G(name):
+    """The Gramian and weights a combiner returns give the statistics that G and d give."""
+    G = torch.randn(3, 400, generator=torch.Generator().manual_seed(1))
+    G[1] -= 1.5 * G[0]  # a conflict, so that the combiners move away from the sum
+    combination = get_combiner(name, seed=0).combine(G, torch.ones(3))
+    tasks = ["a", "b", "c"]
+    reused = conflict_statistics(G, combination.direction, tasks, combination=combination)
+    direct = conflict_statistics(G, combination.direction, tasks)
+    assert reused["changed"] > 0.01
+    assert reused["conflict"] == direct["conflict"]
+    for key in ("changed", "cosines", "grad_norms"):
+        assert reused[key] == pytest.approx(direct[key], rel=1e-5, abs=1e-6), key
 
 
 def test_cosines_of_zero_rows_are_zero_not_nan():

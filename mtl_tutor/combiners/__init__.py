@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 
 from .aligned import AlignedMTL
-from .base import Combiner, GramianCombiner, LossWeighting
+from .base import Combination, Combiner, GramianCombiner, LossWeighting
 from .cagrad import CAGrad
 from .config import ConFIG
 from .dbmtl import DBMTL
@@ -80,4 +80,5 @@ def get_combiner(name: str, seed: int = 0, **options: object) -> Combiner:
     return cls(**options)
 
 
-__all__ = ["COMBINER_NAMES", "Combiner", "GramianCombiner", "LossWeighting", "get_combiner"]
+__all__ = ["COMBINER_NAMES", "Combination", "Combiner", "GramianCombiner", "LossWeighting",
+           "get_combiner"]

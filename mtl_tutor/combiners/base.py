@@ -15,9 +15,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class Combination(NamedTuple):
+    """A combiner's direction with what it computed on the way, for the trainer's diagnostics.
+
+    ``weights`` is set when ``direction = weights @ G`` for one weight vector [K], and
+    ``gramian`` (``G G^T``, float64 on the CPU) when the method formed it; with both, the
+    conflict statistics of a step need no further pass over ``G``.
+    """
+
+    direction: Tensor
+    gramian: Tensor | None = None
+    weights: Tensor | None = None
+
+
+def gramian_of(G: Tensor) -> Tensor:
+    """The Gramian ``G G^T`` [K, K] as float64 on the CPU: one pass over ``G``."""
+    return (G @ G.T).to("cpu", torch.float64)
 
 
 class Combiner(ABC):
@@ -37,6 +56,12 @@ class Combiner(ABC):
     @abstractmethod
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         """Return the update direction ``d`` [P] for gradients ``G`` [K, P] and ``losses`` [K]."""
+
+    def combine(self, G: Tensor, losses: Tensor) -> Combination:
+        """The direction ``self(G, losses)`` together with the Gramian and the weights where
+        the method forms them (the trainer reuses them for its statistics). The default
+        returns the direction alone."""
+        return Combination(self(G, losses))
 
     def parameters(self) -> list[Tensor]:
         """Learnable tensors of the combiner itself (empty for most methods).
@@ -89,10 +114,13 @@ class GramianCombiner(Combiner):
         """Return the K weights from the Gramian [K, K] and the losses [K]."""
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        return self.combine(G, losses).direction
+
+    def combine(self, G: Tensor, losses: Tensor) -> Combination:
         check_inputs(G, losses)
-        gramian = (G @ G.T).to("cpu", torch.float64)
+        gramian = gramian_of(G)
         weights = self.weights(gramian, losses.detach().to("cpu", torch.float64))
-        return weights.to(G.device, G.dtype) @ G
+        return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights)
 
 
 class LossWeighting(Combiner):

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .adam_state import adam_tensors, load_adam_tensors
-from .base import Combiner, check_inputs
+from .base import Combination, Combiner, check_inputs, gramian_of
 from .options import one_of, positive, positive_int
 
 MODES = ("subset", "full")
@@ -133,15 +133,19 @@ class GradAttention(Combiner):
         return torch.softmax(self.network["score"](hidden)[0, :, 0], dim=0)
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        return self.combine(G, losses).direction
+
+    def combine(self, G: Tensor, losses: Tensor) -> Combination:
         check_inputs(G, losses)
-        gramian = (G @ G.T).to("cpu", torch.float64)
+        gramian = gramian_of(G)
         with torch.enable_grad():
             alpha = self.attention(self.tokens(G))
             scale = gramian.diagonal().mean()
             if scale > 0:
                 self._learn(alpha.double(), gramian / scale)
         self.steps += 1
-        return alpha.detach().to(G.device, G.dtype) @ G
+        weights = alpha.detach()
+        return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights.double().cpu())
 
     def _learn(self, alpha: Tensor, gramian: Tensor) -> None:
         """One Adam step on the soft minimum of the tasks' directional improvements."""

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .base import Combiner, check_inputs
+from .base import Combination, Combiner, check_inputs, gramian_of
 from .options import in_unit_interval
 from .random_stream import RandomStream
 
@@ -68,9 +68,14 @@ class GradVac(Combiner):
         self.groups = [s for _, s in layer_slices]
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        return self.combine(G, losses).direction
+
+    def combine(self, G: Tensor, losses: Tensor) -> Combination:
         check_inputs(G, losses)
         if not self.per_group:
-            return self._group_weights(G @ G.T, 0, 1).to(G.device, G.dtype) @ G
+            gramian = gramian_of(G)
+            weights = self._group_weights(gramian, 0, 1)
+            return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights)
         if self.groups is None:
             raise RuntimeError("GradVac(per_group=True) needs attach(layer_slices) first")
         d = torch.empty(G.shape[1], dtype=G.dtype, device=G.device)
@@ -78,7 +83,7 @@ class GradVac(Combiner):
             block = G[:, columns]
             weights = self._group_weights(block @ block.T, index, len(self.groups))
             torch.mv(block.T, weights.to(G.device, G.dtype), out=d[columns])
-        return d
+        return Combination(d)
 
     def _group_weights(self, gramian: Tensor, group: int, num_groups: int) -> Tensor:
         gramian = gramian.to("cpu", torch.float64)
