@@ -39,6 +39,7 @@ from .checkpoint import (
     write_run_files,
 )
 from .combiners import Combination, Combiner, get_combiner
+from .combiners.base import weighted_sum
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
 from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
 from .evaluate import evaluate, ordered_batches
@@ -274,7 +275,7 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
             combination = combiner.combine(G, losses)
         else:  # as one process's single weighted backward pass, the weights scale the heads too
             weights = combiner.loss_weights(losses).detach().to(G.dtype)
-            combination = Combination(weights @ G, weights=weights.double().cpu())
+            combination = Combination(weighted_sum(weights, G), weights=weights.double().cpu())
             for w, task in zip(weights.tolist(), tasks):
                 torch._foreach_mul_([p.grad for p in model.task_parameters(task)
                                      if p.grad is not None], w)

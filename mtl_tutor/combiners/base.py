@@ -35,8 +35,30 @@ class Combination(NamedTuple):
 
 
 def gramian_of(G: Tensor) -> Tensor:
-    """The Gramian ``G G^T`` [K, K] as float64 on the CPU: one pass over ``G``."""
-    return (G @ G.T).to("cpu", torch.float64)
+    """The Gramian ``G G^T`` [K, K] as float64 on the CPU.
+
+    One dot product per pair of rows: for a short, wide ``G`` (K tasks, millions of
+    parameters) the matrix product ``G @ G.T`` runs several times slower on the CPU and, in
+    float32, less exactly.
+    """
+    K = G.shape[0]
+    rows, columns = torch.triu_indices(K, K).tolist()
+    dots = torch.stack([torch.dot(G[i], G[j]) for i, j in zip(rows, columns)])
+    gramian = torch.empty(K, K, dtype=torch.float64)
+    gramian[rows, columns] = gramian[columns, rows] = dots.to("cpu", torch.float64)
+    return gramian
+
+
+def weighted_sum(weights: Tensor, G: Tensor) -> Tensor:
+    """``weights @ G`` [P]: one multiply-add per row of ``G``, several times faster on the CPU
+    than the vector-matrix product for a short, wide ``G``."""
+    w = weights.tolist()
+    if len(w) != G.shape[0]:
+        raise ValueError(f"need one weight per row of G ({G.shape[0]}), got {len(w)}")
+    d = torch.mul(G[0], w[0])
+    for k in range(1, len(w)):
+        d.add_(G[k], alpha=w[k])
+    return d
 
 
 class Combiner(ABC):
@@ -120,7 +142,7 @@ class GramianCombiner(Combiner):
         check_inputs(G, losses)
         gramian = gramian_of(G)
         weights = self.weights(gramian, losses.detach().to("cpu", torch.float64))
-        return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights)
+        return Combination(weighted_sum(weights, G), gramian, weights)
 
 
 class LossWeighting(Combiner):
@@ -139,7 +161,7 @@ class LossWeighting(Combiner):
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         check_inputs(G, losses)
-        return self.loss_weights(losses).detach().to(G.device, G.dtype) @ G
+        return weighted_sum(self.loss_weights(losses).detach(), G)
 
 
 def check_inputs(G: Tensor, losses: Tensor) -> None:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .adam_state import adam_tensors, load_adam_tensors
-from .base import Combination, Combiner, check_inputs, gramian_of
+from .base import Combination, Combiner, check_inputs, gramian_of, weighted_sum
 from .options import one_of, positive, positive_int
 
 MODES = ("subset", "full")
@@ -145,7 +145,7 @@ class GradAttention(Combiner):
                 self._learn(alpha.double(), gramian / scale)
         self.steps += 1
         weights = alpha.detach()
-        return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights.double().cpu())
+        return Combination(weighted_sum(weights, G), gramian, weights.double().cpu())
 
     def _learn(self, alpha: Tensor, gramian: Tensor) -> None:
         """One Adam step on the soft minimum of the tasks' directional improvements."""

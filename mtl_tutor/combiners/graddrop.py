@@ -46,17 +46,27 @@ class GradDrop(Combiner):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.random = RandomStream(seed)
+        self._buffers: Tensor | None = None  # [4, P] scratch, kept between calls
+
+    def _scratch(self, G: Tensor) -> Tensor:
+        """Four P-long buffers, reused from call to call: allocating ~100 MB afresh every step
+        costs more on the CPU (page faults) than the arithmetic does."""
+        b = self._buffers
+        if b is None or b.shape[1] != G.shape[1] or b.dtype != G.dtype or b.device != G.device:
+            self._buffers = b = torch.empty(4, G.shape[1], dtype=G.dtype, device=G.device)
+        return b
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
         check_inputs(G, losses)
-        positive = torch.zeros_like(G[0])
-        negative = torch.zeros_like(G[0])
-        for row in G:  # a loop over the K tasks keeps every temporary P-long, never K x P
-            positive += row.clamp(min=0)
-            negative += row.clamp(max=0)
-        threshold = torch.rand(G.shape[1], generator=self.random.on(G.device), dtype=G.dtype,
-                               device=G.device)
-        threshold *= positive - negative  # U (pos - neg) < pos  <=>  P > U
+        positive, negative, threshold, scratch = self._scratch(G)
+        torch.clamp(G[0], min=0, out=positive)
+        negative.copy_(G[0])
+        for row in G[1:]:  # a loop over the K tasks keeps every temporary P-long, never K x P
+            positive.add_(torch.clamp(row, min=0, out=scratch))
+            negative.add_(row)
+        negative.sub_(positive)  # sum_k g_k - sum_k max(g_k, 0) = sum_k min(g_k, 0)
+        threshold.uniform_(generator=self.random.on(G.device))
+        threshold.mul_(torch.sub(positive, negative, out=scratch))  # U (pos - neg) < pos <=> P > U
         d = torch.where(threshold < positive, positive, negative)
         return d.masked_fill_(threshold == positive, 0)  # P == U, and all-zero columns
 

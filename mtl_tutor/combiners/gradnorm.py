@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from .adam_state import adam_tensors, load_adam_tensors
-from .base import Combiner, check_inputs
+from .base import Combiner, check_inputs, weighted_sum
 from .options import non_negative, positive
 
 
@@ -85,7 +85,7 @@ class GradNorm(Combiner):
         if self.initial_losses is None:
             self.initial_losses = losses.clone()
         weights = self.task_weights.detach().clone()
-        d = weights.to(G.device, G.dtype) @ G
+        d = weighted_sum(weights, G)
 
         layer_norms = G[:, self.columns].norm(dim=1).to("cpu", torch.float64)  # ||g_k[W]||
         weighted_norms = weights * layer_norms

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .base import Combination, Combiner, check_inputs, gramian_of
+from .base import Combination, Combiner, check_inputs, gramian_of, weighted_sum
 from .options import in_unit_interval
 from .random_stream import RandomStream
 
@@ -75,7 +75,7 @@ class GradVac(Combiner):
         if not self.per_group:
             gramian = gramian_of(G)
             weights = self._group_weights(gramian, 0, 1)
-            return Combination(weights.to(G.device, G.dtype) @ G, gramian, weights)
+            return Combination(weighted_sum(weights, G), gramian, weights)
         if self.groups is None:
             raise RuntimeError("GradVac(per_group=True) needs attach(layer_slices) first")
         d = torch.empty(G.shape[1], dtype=G.dtype, device=G.device)
