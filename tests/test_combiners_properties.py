@@ -7,14 +7,16 @@ scales from 1e-15 to 1e15, in float32 and float64.
 import pytest
 import torch
 from combiner_helpers import fresh, gradient_matrix
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mtl_tutor.combiners import COMBINER_NAMES
 
 STRUCTURES = ["random", "zero_row", "duplicate_row", "opposite", "orthogonal", "all_zero"]
 RANDOM_ORDER = {"pcgrad", "gradvac", "rlw"}  # draw a per-task random choice
-QUICK = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: every run checks the same examples, so a CI failure reproduces on any machine
+QUICK = settings(max_examples=15, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -51,6 +53,7 @@ NON_CONFLICTING = ["mgda", "upgrad", "nashmtl", "fairgrad"]
 @pytest.mark.parametrize("name", NON_CONFLICTING)
 @QUICK
 @given(G=matrices(dtypes=(torch.float64,)))
+@example(G=torch.tensor([[1.5410, -0.2934], [-1.5410, 0.2934]], dtype=torch.float64))  # g, -g
 def test_methods_that_promise_it_never_conflict_with_a_task(name, G):
     d = fresh(name, *G.shape)(G, losses_for(G))
     assert_no_conflict(G, d)
@@ -65,10 +68,14 @@ def test_pcgrad_with_two_tasks_and_config_on_independent_rows_never_conflict(G):
 
 
 def assert_no_conflict(G, d, tol=1e-7):
-    # Relative to ||g_k|| ||d||; when d is zero up to rounding, relative to the gradients' scale.
+    """<g_k, d> >= 0 up to ``tol`` relative to ||g_k|| ||d||. A d of norm below 1e-8 of the
+    largest gradient's is zero up to a solver's tolerance (e.g. for G = [g, -g]): it moves no
+    task, so it conflicts with none."""
     norms = G.norm(dim=1)
+    if d.norm() <= 1e-8 * norms.max():
+        return
     inner = G @ d
-    assert (inner >= -tol * norms * torch.clamp(d.norm(), min=1e-8 * norms.max())).all(), inner
+    assert (inner >= -tol * norms * d.norm()).all(), inner
 
 
 HOMOGENEOUS = [n for n in COMBINER_NAMES if n not in ("nashmtl", "fairgrad")]
