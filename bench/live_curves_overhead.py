@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
+from statistics import median
 
 from mtl_tutor.data.synthetic import write_synthetic_corpus
 from mtl_tutor.run_config import TrainConfig
@@ -39,10 +41,20 @@ def main() -> None:
                              combiner=args.combiner, max_steps=args.steps, batch_size=16,
                              max_length=64, eval_every=args.steps // 3, progress=False)
         curves = LiveCurves(every_seconds=2.0, every_steps=10, notebook=args.notebook)
+        redraws = []  # seconds of each redraw: the first ones build the figure, later restyle
+        redraw = curves._redraw
+
+        def timed_redraw() -> None:
+            started = time.perf_counter()
+            redraw()
+            redraws.append(time.perf_counter() - started)
+
+        curves._redraw = timed_redraw
         result = train(config, callbacks=[curves])
     share = curves.callback_seconds / result["seconds"]
     print(f"backbone {args.backbone}, {args.steps} steps of {args.combiner}, "
-          f"{'notebook widget' if args.notebook else 'terminal'}: {curves.redraws} redraws")
+          f"{'notebook widget' if args.notebook else 'terminal'}: {len(redraws)} redraws, "
+          f"the slowest {1000 * max(redraws):.1f} ms, median {1000 * median(redraws):.1f} ms")
     print(f"callbacks {curves.callback_seconds:.3f} s of {result['seconds']:.1f} s training "
           f"= {100 * share:.2f}%")
 
