@@ -29,9 +29,12 @@ def conflict_summary(log_path: Path) -> str:
 
 
 def demo_config(out: Path, seed: int = 0) -> TrainConfig:
+    """PCGrad, 2 short epochs; STS scored by the cosine head ``5 relu(cos(u, v))``, which starts
+    from the pretrained embeddings' similarity where an MLP head would start from noise."""
     return TrainConfig(
         backbone="minilm-l6", data=str(out / "data"), out=str(out / "run"), combiner="pcgrad",
-        epochs=2, batch_size=16, max_length=48, lr=1e-4, seed=seed,
+        heads={"sts": {"name": "cosine"}}, epochs=2, batch_size=16, max_length=48, lr=1e-4,
+        seed=seed,
     )
 
 
