@@ -29,3 +29,13 @@ def tiny_backbone():
     from mtl_tutor import load_backbone
 
     return load_backbone("tiny", seed=0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Close the log with the notebooks' total time (the target: 10 minutes on a 2-core CPU)."""
+    stats = terminalreporter.stats
+    reports = [r for outcome in ("passed", "failed") for r in stats.get(outcome, [])
+               if r.when == "call" and r.nodeid.startswith("tests/test_notebooks.py")]
+    if reports:
+        seconds = sum(r.duration for r in reports)
+        terminalreporter.write_line(f"notebooks: {len(reports)} tests in {seconds:.0f} s")
