@@ -33,7 +33,7 @@ from .geometry_figure import (
     pairwise_cosines,
 )
 from .geometry_readout import readout_html
-from .notebook import show_figure, static_mimebundle
+from .notebook import live_and_static_mimebundle, show_figure
 from .span import project_onto_span
 
 DEFAULT_ANGLES = (0.0, 135.0, -110.0, -60.0)
@@ -258,10 +258,8 @@ class GradientGeometry:
         self.readout.value = text
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = static_mimebundle(self.figure(), repr(self))
-        bundle.update(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/plain"] = repr(self)
-        return bundle
+        return live_and_static_mimebundle(self.figure(), self.widget, repr(self), include,
+                                          exclude)
 
     def __repr__(self) -> str:
         return (f"GradientGeometry(num_tasks={len(self.task_names)}, dim={self.dim}, "

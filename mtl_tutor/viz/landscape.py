@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 from mtl_tutor.combiners import COMBINER_NAMES
 
 from .combine import fresh_combiner
-from .notebook import show_figure, static_mimebundle
+from .notebook import live_and_static_mimebundle, show_figure
 from .toy_problems import TOY_PROBLEMS, ToyProblem
 
 SURFACES = ("sum", "task 1", "task 2")
@@ -271,10 +271,8 @@ class ConflictLandscape:
         show_figure(self.figure_widget, self.figure())
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = static_mimebundle(self.figure(), repr(self))
-        bundle.update(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/plain"] = repr(self)
-        return bundle
+        return live_and_static_mimebundle(self.figure(), self.widget, repr(self), include,
+                                          exclude)
 
     def __repr__(self) -> str:
         return (f"ConflictLandscape(problem={self.problem_dropdown.value!r}, "

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .export import save_figure
 from .live_figure import curve_series, curves_figure
-from .notebook import in_notebook, show_figure, static_mimebundle
+from .notebook import in_notebook, live_and_static_mimebundle, show_figure
 
 
 class Throttle:
@@ -167,10 +167,7 @@ class LiveCurves:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """An interactive plotly figure where plotly renders, with a static copy for saving."""
         figure = self.figure()
-        bundle = static_mimebundle(figure, repr(self))
-        bundle.update(figure._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/plain"] = repr(self)
-        return bundle
+        return live_and_static_mimebundle(figure, figure, repr(self), include, exclude)
 
     def __repr__(self) -> str:
         return f"LiveCurves(steps={len(self.steps)}, evals={len(self.evals)})"

@@ -40,3 +40,14 @@ def static_mimebundle(figure: go.Figure, text: str) -> dict:
         return {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}
     html = figure.to_html(full_html=False, include_plotlyjs="cdn")
     return {"text/html": html, "text/plain": text}
+
+
+def live_and_static_mimebundle(figure: go.Figure, live, text: str, include=None,
+                               exclude=None) -> dict:
+    """A widget's ``_repr_mimebundle_``: the interactive view of ``live`` (a widget or a
+    figure) where a frontend renders it, with the static copy of ``figure`` that a saved
+    notebook keeps, and ``text`` as plain text."""
+    bundle = static_mimebundle(figure, text)
+    bundle.update(live._repr_mimebundle_(include=include, exclude=exclude) or {})
+    bundle["text/plain"] = text
+    return bundle
