@@ -27,7 +27,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
-	$(BIN)/ruff check mtl_tutor tests bench
+	$(BIN)/ruff check mtl_tutor tests bench notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
