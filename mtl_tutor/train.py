@@ -38,8 +38,7 @@ from .checkpoint import (
     save_training_state,
     write_run_files,
 )
-from .combiners import Combination, Combiner, get_combiner
-from .combiners.base import weighted_sum
+from .combiners import Combiner, get_combiner
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
 from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
 from .evaluate import evaluate, ordered_batches
@@ -271,12 +270,9 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
                             losses)
             for loss, task in zip(losses, tasks):
                 _check_finite(loss, step, task, run.run_dir, model)
-        if combiner.needs_gradients:
-            combination = combiner.combine(G, losses)
-        else:  # as one process's single weighted backward pass, the weights scale the heads too
-            weights = combiner.loss_weights(losses).detach().to(G.dtype)
-            combination = Combination(weighted_sum(weights, G), weights=weights.double().cpu())
-            for w, task in zip(weights.tolist(), tasks):
+        combination = combiner.combine(G, losses)
+        if not combiner.needs_gradients:  # as in one process's weighted backward pass
+            for w, task in zip(combination.weights.tolist(), tasks):
                 torch._foreach_mul_([p.grad for p in model.task_parameters(task)
                                      if p.grad is not None], w)
         d = combination.direction

@@ -160,8 +160,12 @@ class LossWeighting(Combiner):
         """
 
     def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
+        return self.combine(G, losses).direction
+
+    def combine(self, G: Tensor, losses: Tensor) -> Combination:
         check_inputs(G, losses)
-        return weighted_sum(self.loss_weights(losses).detach(), G)
+        weights = self.loss_weights(losses).detach().to("cpu", torch.float64)
+        return Combination(weighted_sum(weights, G), weights=weights)
 
 
 def check_inputs(G: Tensor, losses: Tensor) -> None:

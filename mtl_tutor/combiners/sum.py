@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import LossWeighting, check_inputs
+from .base import LossWeighting
 
 
 class Sum(LossWeighting):
@@ -24,7 +24,3 @@ class Sum(LossWeighting):
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         return torch.ones_like(losses)
-
-    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        check_inputs(G, losses)
-        return G.sum(0)
