@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -56,7 +55,7 @@ def save_model(run_dir: Path, model: MultitaskModel, name: str = "model.safetens
 def write_run_files(run_dir: Path, config: TrainConfig, model: MultitaskModel, tokenizer) -> None:
     """The parts of a run directory that do not change during training."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "run_config.json", json.dumps(asdict(config), indent=2) + "\n")
+    atomic_write_text(run_dir / "run_config.json", config.to_json())
     atomic_write_text(run_dir / "bert_config.json",
                       json.dumps(model.bert.config.to_dict(), indent=2) + "\n")
     atomic_write_text(run_dir / "heads.json", json.dumps(model.head_configs, indent=2) + "\n")

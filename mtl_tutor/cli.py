@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
+from .cli_arguments import add_arguments, flag_of, option_values, parse_options
+from .options import OptionError
 from .run_config import TrainConfig
 
 PREDICTION_FILES = {  # CS224N starter-code names and headers
@@ -18,141 +19,15 @@ PREDICTION_FILES = {  # CS224N starter-code names and headers
 }
 
 
-def parse_options(pairs: list[str], flag: str) -> dict:
-    """``["k=v", ...]`` -> dict; values are read as JSON when they parse (numbers, true, lists)."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: {flag} expects key=value, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def task_options(pairs: list[str], flag: str, depth: int) -> dict:
-    """``["sts.hidden_layers=[768]"]`` -> ``{"sts": {"hidden_layers": [768]}}``: each key is
-    ``depth`` dot-separated names; values as in :func:`parse_options`."""
-    nested: dict = {}
-    for pair in pairs:
-        for key, value in parse_options([pair], flag).items():
-            path = key.split(".")
-            if len(path) != depth or not all(path):
-                form = ".".join(["TASK", "NAME"][:depth - 1] + ["KEY"])
-                raise SystemExit(f"error: {flag} expects {form}=VALUE, got {pair!r}")
-            node = nested
-            for name in path[:-1]:
-                node = node.setdefault(name, {})
-            node[path[-1]] = value
-    return nested
-
-
-def task_names(pairs: list[str], flag: str) -> list[tuple[str, str]]:
-    """``["sts=cosine", ...]`` -> ``[("sts", "cosine"), ...]``."""
-    named = []
-    for pair in pairs:
-        task, sep, name = pair.partition("=")
-        if not sep or not task or not name:
-            raise SystemExit(f"error: {flag} expects TASK=NAME, got {pair!r}")
-        named.append((task, name))
-    return named
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--backbone", default=d.backbone,
-                   help="minilm-l6 (embedded), tiny, a checkpoint directory or a hub name")
-    p.add_argument("--data", help="directory of {task}-{split}.csv files")
-    p.add_argument("--out", help="run directory to create")
+    """The flags of ``train``: one per TrainConfig field (mtl_tutor.cli_arguments), and --resume."""
+    add_arguments(p, TrainConfig)
     p.add_argument("--resume", metavar="RUN",
                    help="continue the interrupted run in RUN exactly (other options are ignored)")
-    p.add_argument("--tasks", default=",".join(d.tasks), help="comma-separated task names")
-    p.add_argument("--combiner", default=d.combiner, help="combiner name (see COMBINER_NAMES)")
-    p.add_argument("--combiner-opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--sampler", default=d.sampler)
-    p.add_argument("--sampler-opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--pair-encoding", action="append", default=[], metavar="ENC|TASK=ENC",
-                   help="bi or cross for every pair task, or TASK=bi|cross for one (repeatable)")
-    p.add_argument("--head", action="append", default=[], metavar="TASK=NAME",
-                   help="a task's head (mtl_tutor.heads.HEADS), e.g. sts=cosine")
-    p.add_argument("--head-opt", action="append", default=[], metavar="TASK.KEY=VALUE",
-                   help="a head option, e.g. sts.hidden_layers=[768] (over the default head "
-                        "when --head does not name one)")
-    p.add_argument("--loss", action="append", default=[], metavar="TASK=NAME",
-                   help="a task's loss (mtl_tutor.losses.TASK_LOSSES), e.g. sts=huber")
-    p.add_argument("--loss-opt", action="append", default=[], metavar="TASK.KEY=VALUE")
-    p.add_argument("--aux-loss", action="append", default=[], metavar="TASK=NAME",
-                   help="add an auxiliary loss (mnrl, triplet, smart, bregman), e.g. sts=mnrl")
-    p.add_argument("--aux-loss-opt", action="append", default=[], metavar="TASK.NAME.KEY=VALUE",
-                   help="e.g. sts.mnrl.weight=0.5 or sts.mnrl.positives=sts-cosine")
-    p.add_argument("--pals", action="store_true", help="projected attention layers per task")
-    p.add_argument("--pals-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="PAL option (implies --pals): size, num_heads, dropout, tasks=sst,sts")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="examples per task per step")
-    p.add_argument("--max-length", type=int, default=d.max_length)
-    p.add_argument("--no-length-bucketing", dest="length_bucketing", action="store_false",
-                   help="shuffle batches without grouping sentences of similar length")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--head-lr", type=float, default=d.head_lr,
-                   help="learning rate of the task heads")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-fraction", type=float, default=d.warmup_fraction)
-    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=("linear", "cosine"),
-                   help="decay of the learning rate after the warm-up")
-    p.add_argument("--freeze-backbone-steps", type=int, default=d.freeze_backbone_steps,
-                   help="train only the heads (and PALs) for the first N steps")
-    p.add_argument("--dropout-schedule", type=float, nargs=2, metavar=("START", "END"),
-                   help="every dropout's p, linear from START to END over the epochs")
-    p.add_argument("--accumulation-steps", type=int, default=d.accumulation_steps,
-                   help="micro-batches of --batch-size per task in one optimiser step")
-    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--strict-data", action="store_true", help="a defective data row is an error")
-    p.add_argument("--eval-every", type=int, default=None)
-    p.add_argument("--checkpoint-every", type=int, default=None,
-                   help="save the full training state every N steps (always after each eval)")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in known}
-    values["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    values["combiner_options"] = parse_options(args.combiner_opt, "--combiner-opt")
-    values["sampler_options"] = parse_options(args.sampler_opt, "--sampler-opt")
-    values["progress"] = not args.no_progress
-    values["pair_encoding"], values["pair_encodings"] = TrainConfig.pair_encoding, {}
-    for value in args.pair_encoding:
-        task, sep, encoding = value.rpartition("=")
-        if sep:
-            values["pair_encodings"][task] = encoding
-        else:
-            values["pair_encoding"] = encoding
-    head_options = task_options(args.head_opt, "--head-opt", 2)
-    values["heads"] = {t: {"name": n} for t, n in task_names(args.head, "--head")}
-    for task, options in head_options.items():
-        values["heads"].setdefault(task, {}).update(options)
-    values["losses"] = {t: {"name": n} for t, n in task_names(args.loss, "--loss")}
-    for task, options in task_options(args.loss_opt, "--loss-opt", 2).items():
-        values["losses"].setdefault(task, {}).update(options)
-    values["aux_losses"] = {}
-    for task, name in task_names(args.aux_loss, "--aux-loss"):
-        values["aux_losses"].setdefault(task, {})[name] = {}
-    for task, named in task_options(args.aux_loss_opt, "--aux-loss-opt", 3).items():
-        for name, options in named.items():
-            values["aux_losses"].setdefault(task, {}).setdefault(name, {}).update(options)
-    values["pals"] = None
-    if args.pals or args.pals_opt:
-        values["pals"] = parse_options(args.pals_opt, "--pals-opt")
-        if isinstance(values["pals"].get("tasks"), str):
-            values["pals"]["tasks"] = values["pals"]["tasks"].split(",")
-    return TrainConfig(**values)
+    return TrainConfig(**option_values(args, TrainConfig))
 
 
 def cmd_train(args) -> int:
@@ -162,7 +37,7 @@ def cmd_train(args) -> int:
 
     if args.resume:
         config, resume = TrainConfig.load(Path(args.resume) / "run_config.json"), True
-    elif args.data and args.out:
+    elif getattr(args, "data", None) and getattr(args, "out", None):
         config, resume = config_from_args(args), False
     else:
         raise SystemExit("error: train needs --data and --out (or --resume RUN)")
@@ -278,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except OptionError as e:  # a train flag's value: name the flag too
+        flag = None if getattr(args, "resume", True) else flag_of(TrainConfig, e.option)
+        print(f"error: {flag}: {e}" if flag else f"error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

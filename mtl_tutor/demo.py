@@ -11,21 +11,20 @@ from pathlib import Path
 
 from .data import write_synthetic_corpus
 from .run_config import TrainConfig
+from .run_log import conflict_steps, read_steps
 from .train import train
 
 
 def conflict_summary(log_path: Path) -> str:
     """One line: in how many steps some pair of task gradients had a negative cosine."""
-    records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
-    with_cosines = [r for r in records if r.get("cosines")]
-    if not with_cosines:
+    records = read_steps(log_path)
+    conflicted, steps = conflict_steps(records)
+    if not steps:
         return "conflict: no per-task gradients were logged (a loss-weighting combiner)"
-    conflicted = sum(r["conflict"] for r in with_cosines)
-    pairs = {p: sum(r["cosines"][p] < 0 for r in with_cosines) for p in with_cosines[0]["cosines"]}
-    per_pair = ", ".join(f"{p} {n}" for p, n in pairs.items())
-    return (f"conflict: {conflicted}/{len(with_cosines)} steps "
-            f"({conflicted / len(with_cosines):.0%}) had a task pair with negative cosine "
-            f"(per pair: {per_pair})")
+    pairs = next(r.cosines for r in records if r.has_pairs)
+    per_pair = ", ".join(f"{p} {conflict_steps(records, p)[0]}" for p in pairs)
+    return (f"conflict: {conflicted}/{steps} steps ({conflicted / steps:.0%}) had a task pair "
+            f"with negative cosine (per pair: {per_pair})")
 
 
 def demo_config(out: Path, seed: int = 0) -> TrainConfig:
@@ -38,9 +37,15 @@ def demo_config(out: Path, seed: int = 0) -> TrainConfig:
     )
 
 
+def write_demo_corpus(config: TrainConfig) -> Path:
+    """The demo's synthetic corpus (320 / 160 / 80 rows per task) in ``config.data``."""
+    return write_synthetic_corpus(config.data, n_train=320, n_dev=160, n_test=80,
+                                  seed=config.seed)
+
+
 def run_demo(out: Path, seed: int = 0) -> dict:
     config = demo_config(out, seed)
-    write_synthetic_corpus(config.data, n_train=320, n_dev=160, n_test=80, seed=seed)
+    write_demo_corpus(config)
     print(f"synthetic corpus in {config.data}; training {config.backbone} with {config.combiner}")
     summary = train(config)
     print(json.dumps(summary["history"][-1]))

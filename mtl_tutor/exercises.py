@@ -27,6 +27,7 @@ from .heads import build_head
 from .losses import multiple_negatives_ranking_loss, symmetric_kl
 from .optim import AdamW
 from .pals import TaskPAL
+from .run_log import StepRecord, changed_steps, conflict_fraction, step_records
 
 TOLERANCE = 1e-4  # relative, for answers computed in float32 by the student
 
@@ -196,18 +197,18 @@ def check_pcgrad_direction(G: Tensor, answer) -> bool:
     return right
 
 
-def check_conflict_fraction(records: Sequence[dict], answer) -> bool:
-    """Exercise 03: the fraction of logged steps where some pair of task gradients conflicts."""
+def check_conflict_fraction(records: Sequence[StepRecord | dict], answer) -> bool:
+    """Exercise 03: the fraction of logged steps where some pair of task gradients conflicts
+    (records: StepRecords or the dictionaries of log.jsonl's lines)."""
     if _unanswered(answer):
         return False
-    with_cosines = [r for r in records if r.get("cosines")]
+    with_cosines = [r for r in step_records(records) if r.has_pairs]
     if not with_cosines:
         raise ValueError("records carry no 'cosines'; pass the records of a gradient combiner run")
-    truth = sum(any(c < 0 for c in r["cosines"].values()) for r in with_cosines) / len(with_cosines)
-    right = _compare_number(truth, answer, "the conflict fraction")
+    right = _compare_number(conflict_fraction(with_cosines), answer, "the conflict fraction")
     if not right:
         print(f"  Hint: count the {len(with_cosines)} steps in which at least one of "
-              f"{list(with_cosines[0]['cosines'])} is negative, then divide by the step count.")
+              f"{list(with_cosines[0].cosines)} is negative, then divide by the step count.")
     return right
 
 
@@ -238,14 +239,16 @@ def check_gradvac_direction(G: Tensor, target: float, answer) -> bool:
     return right
 
 
-def check_intervention_count(records: Sequence[dict], answer, *, threshold: float = 1e-6) -> bool:
+def check_intervention_count(records: Sequence[StepRecord | dict], answer, *,
+                             threshold: float = 1e-6) -> bool:
     """Exercise 04: in how many logged steps the combiner changed the summed gradient, i.e. the
     record's ``changed`` = |d - sum_k g_k| / |sum_k g_k| exceeds ``threshold``."""
     if _unanswered(answer):
         return False
-    if not all("changed" in r for r in records):
+    records = step_records(records)
+    truth, logged = changed_steps(records, threshold)
+    if logged != len(records):
         raise ValueError("records carry no 'changed'; pass the records of a gradient combiner run")
-    truth = sum(r["changed"] > threshold for r in records)
     if isinstance(answer, bool) or not isinstance(answer, int | np.integer):
         return _verdict(False, f"the count must be an integer, got {type(answer).__name__}.")
     if answer == truth:

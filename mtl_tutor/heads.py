@@ -27,9 +27,13 @@ in :mod:`mtl_tutor.model`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .data.tasks import TaskSpec
 
 PAIR_FEATURES = ("u,v", "u,v,|u-v|", "u,v,|u-v|,u*v")
 POOLINGS = ("mean", "cls", "pooler")
@@ -172,13 +176,20 @@ def _cosine_logit(hidden_size: int, out_features: int = 1, pooling: str = "mean"
                       bias=bias)
 
 
-def _pair_sigmoid(hidden_size: int, out_features: int = 1, output_scale: float = 5.0,
-                  **options) -> PairHead:
-    return PairHead(hidden_size, out_features, output_scale=output_scale, **options)
-
-
 HEADS = {"sentence-mlp": SentenceHead, "cross-mlp": SentenceHead, "pair-mlp": PairHead,
-         "pair-sigmoid": _pair_sigmoid, "cosine": CosineHead, "cosine-logit": _cosine_logit}
+         "pair-sigmoid": partial(PairHead, output_scale=5.0), "cosine": CosineHead,
+         "cosine-logit": _cosine_logit}
+HEAD_NAMES: tuple[str, ...] = tuple(HEADS)
+BUILT_BY_THE_MODEL = ("hidden_size", "out_features")  # head arguments that are not options
+
+
+def default_head(task: TaskSpec, pair_encoding: str = "bi") -> dict:
+    """The head a task gets unless told otherwise (name and options)."""
+    if task.kind == "single":
+        return {"name": "sentence-mlp"}
+    if pair_encoding == "cross":
+        return {"name": "cross-mlp", "hidden_layers": (256,)}
+    return {"name": "pair-mlp", "features": "u,v,|u-v|,u*v", "hidden_layers": (256,)}
 
 
 def build_head(name: str, hidden_size: int, out_features: int, **options) -> nn.Module:

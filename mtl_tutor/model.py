@@ -3,7 +3,8 @@
 ``model.loss(batch)`` is the task's loss on a :class:`~mtl_tutor.data.batching.Batch` (one task
 per batch): the task loss chosen by name (:class:`~mtl_tutor.losses.TaskLoss`; cross-entropy for
 class labels, binary cross-entropy on a logit for 0/1 labels, MSE for scores by default) plus
-each auxiliary loss of the task times its weight (MNRL, triplet, SMART; see :data:`AUX_LOSSES`).
+each auxiliary loss of the task times its weight (MNRL, triplet, SMART; see
+:mod:`mtl_tutor.aux_losses`).
 ``model.predict(batch)`` applies the decision rule: arg-max class, logit > 0, or the score
 clipped to the label range.
 
@@ -19,43 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .aux_losses import build_aux_loss
 from .bert import BertModel
 from .data.batching import check_pair_encoding
 from .data.tasks import TaskSpec, get_task
-from .heads import build_head, pool
-from .losses import DEFAULT_LOSS, RankingLoss, TaskLoss
+from .heads import build_head, default_head, pool
+from .losses import DEFAULT_LOSS, TaskLoss
 from .pals import ProjectedAttentionLayers
 from .run_config import TrainConfig
-from .smart import BregmanProximalPoint, SmoothnessRegulariser
-
-AUX_LOSSES = {
-    "mnrl": lambda label, **o: RankingLoss("mnrl", label, **o),
-    "triplet": lambda label, **o: RankingLoss("triplet", label, **o),
-    "smart": SmoothnessRegulariser,
-    "bregman": BregmanProximalPoint,
-}
-
-
-def default_head(task: TaskSpec, pair_encoding: str = "bi") -> dict:
-    """The head a task gets unless told otherwise (name and options)."""
-    if task.kind == "single":
-        return {"name": "sentence-mlp"}
-    if pair_encoding == "cross":
-        return {"name": "cross-mlp", "hidden_layers": (256,)}
-    return {"name": "pair-mlp", "features": "u,v,|u-v|,u*v", "hidden_layers": (256,)}
 
 
 def output_size(task: TaskSpec) -> int:
     return task.num_labels if task.label == "class" else 1
-
-
-def build_aux_loss(name: str, task: TaskSpec, options: dict):
-    if name not in AUX_LOSSES:
-        raise ValueError(f"unknown auxiliary loss {name!r}; valid: {sorted(AUX_LOSSES)}")
-    try:
-        return AUX_LOSSES[name](task.label, **options)
-    except TypeError as e:
-        raise ValueError(f"bad options for auxiliary loss {name!r}: {options} ({e})") from e
 
 
 def linear_dropout(start: float, end: float, epoch: int, epochs: int) -> float:
@@ -202,13 +178,18 @@ class MultitaskModel(nn.Module):
 def build_model(bert: BertModel, config: TrainConfig,
                 head_configs: dict[str, dict] | None = None) -> MultitaskModel:
     """The model ``config`` describes around ``bert``; ``head_configs`` (the complete configs a
-    run saved in heads.json) replace ``config.heads`` when given."""
+    run saved in heads.json) replace ``config.heads`` when given. PAL options reach
+    :class:`~mtl_tutor.pals.ProjectedAttentionLayers` by keyword, unchanged."""
+    if head_configs is None:
+        head_configs = {t: head.to_dict() for t, head in config.heads.items()}
     return MultitaskModel(
-        bert, {t: get_task(t) for t in config.tasks},
-        config.heads if head_configs is None else head_configs,
+        bert, {t: get_task(t) for t in config.tasks}, head_configs,
         pair_encodings={t: config.encoding_of(t) for t in config.tasks
                         if get_task(t).kind == "pair"},
-        losses=config.losses, aux_losses=config.aux_losses, pals=config.pals)
+        losses={t: loss.to_dict() for t, loss in config.losses.items()},
+        aux_losses={t: {n: a.options for n, a in auxes.items()}
+                    for t, auxes in config.aux_losses.items()},
+        pals=None if config.pals is None else config.pals.to_dict())
 
 
 def _stack_pair(x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -1,98 +1,372 @@
-"""Everything that defines a training run, saved as RUN/run_config.json."""
+"""Everything that defines a training run, saved as RUN/run_config.json.
+
+Each option is declared once. The run's own settings are the fields of :class:`TrainConfig`,
+each with its type, default, bounds and one line of help (the ``mtl-tutor train`` flags are
+generated from them, :mod:`mtl_tutor.cli_arguments`). The choices come from the modules that
+implement them (head names from :mod:`mtl_tutor.heads`, losses from :mod:`mtl_tutor.losses`,
+samplers from :mod:`mtl_tutor.data.sampling`, combiners from :mod:`mtl_tutor.combiners`, ...),
+and the options of a chosen head, loss, auxiliary loss, sampler, combiner or of the PALs are the
+typed keyword parameters of its constructor. A value is checked when the config is made, the same
+way from Python, a TOML recipe, run_config.json or the command line; an
+:class:`~mtl_tutor.options.OptionError` names the option (``lr``, ``heads.sts.scale``).
+
+run_config.json keeps the plain shape a TOML recipe uses: ``heads`` maps a task to
+``{"name": ..., **options}``, ``losses`` a task to a name or ``{"name": ..., **options}``,
+``aux_losses`` a task to ``{name: options}``, ``pals`` is null or PAL options with ``tasks``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .aux_losses import AUX_LOSS_NAMES, AUX_LOSSES, build_aux_loss
+from .bert import BertConfig
+from .cli_arguments import DefaultOrPerTask, KeyValues, SetThrough, SwitchWithOptions, TaskChoices
+from .combiners import COMBINER_NAMES, get_combiner
+from .data.batching import PAIR_ENCODINGS
+from .data.sampling import SAMPLER_NAMES, get_sampler
+from .data.tasks import MULTITASK, TASKS, TaskSpec, get_task
+from .heads import BUILT_BY_THE_MODEL, HEAD_NAMES, HEADS, default_head
+from .losses import TASK_LOSSES, TaskLoss
+from .options import (
+    Bounds,
+    OptionError,
+    convert,
+    convert_field,
+    keyword_options,
+    keyword_parameters,
+    option,
+)
+from .pals import ProjectedAttentionLayers
+from .schedules import LR_SCHEDULES
+
+TaskName = Literal[tuple(TASKS)]
+PairEncoding = Literal[PAIR_ENCODINGS]
+HeadName = Literal[HEAD_NAMES]
+LossName = Literal[tuple(TASK_LOSSES)]
+AuxLossName = Literal[AUX_LOSS_NAMES]
+SamplerName = Literal[SAMPLER_NAMES]
+CombinerName = Literal[COMBINER_NAMES]
+LRScheduleName = Literal[tuple(LR_SCHEDULES)]
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A task's head: ``name`` in :data:`~mtl_tutor.heads.HEADS` (None: the task's default
+    head, :func:`~mtl_tutor.heads.default_head`, which ``options`` then tune) and keyword
+    options of that head's constructor."""
+
+    name: HeadName | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: HeadConfig | Mapping, option: str, task: TaskSpec,
+              encoding: str) -> HeadConfig:
+        if isinstance(raw, HeadConfig):
+            raw = raw.to_dict()
+        if not isinstance(raw, Mapping):
+            raise OptionError(option, f"must be a mapping of a head name and options, got {raw!r}")
+        options = dict(raw)
+        name = convert(options.pop("name", None), HeadName | None, f"{option}.name")
+        head = HEADS[name or default_head(task, encoding)["name"]]
+        return cls(name, keyword_options(head, options, option, skip=BUILT_BY_THE_MODEL))
+
+    def to_dict(self) -> dict:
+        return {**({"name": self.name} if self.name else {}), **self.options}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """A task's loss: ``name`` in :data:`~mtl_tutor.losses.TASK_LOSSES` and its options."""
+
+    name: LossName
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: LossConfig | str | Mapping, option: str, task: TaskSpec) -> LossConfig:
+        if isinstance(raw, LossConfig):
+            raw = raw.to_dict()
+        options = {"name": raw} if isinstance(raw, str) else raw
+        if not isinstance(options, Mapping) or "name" not in options:
+            raise OptionError(option, f"must be a loss name or a mapping with a name and "
+                                      f"options, got {raw!r}")
+        options = dict(options)
+        name = convert(options.pop("name"), LossName, f"{option}.name")
+        loss = TASK_LOSSES[name]
+        inputs = [k for k, (_, default) in keyword_parameters(loss).items()
+                  if default is inspect.Parameter.empty]
+        options = keyword_options(loss, options, option, skip=inputs)
+        _built(option, TaskLoss, name, task.label, **options)
+        return cls(name, options)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class AuxLossConfig:
+    """One auxiliary loss of a task: ``name`` in :data:`~mtl_tutor.aux_losses.AUX_LOSSES` and
+    its options (``weight`` among them)."""
+
+    name: AuxLossName
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse_all(cls, raw: Mapping, option: str, task: TaskSpec) -> dict[str, AuxLossConfig]:
+        """``{name: options}`` -> ``{name: AuxLossConfig}``."""
+        if not isinstance(raw, Mapping):
+            raise OptionError(option, f"must map auxiliary loss names to options, got {raw!r}")
+        parsed = {}
+        for name, options in raw.items():
+            if isinstance(options, AuxLossConfig):
+                options = options.options
+            name = convert(name, AuxLossName, f"{option} name")
+            options = keyword_options(AUX_LOSSES[name], options or {}, f"{option}.{name}",
+                                      skip=("label",))
+            _built(f"{option}.{name}", build_aux_loss, name, task, options)
+            parsed[name] = cls(name, options)
+        return parsed
+
+
+@dataclass(frozen=True)
+class PALConfig:
+    """Projected attention layers: the ``tasks`` that get them (None: every task) and keyword
+    options of :class:`~mtl_tutor.pals.ProjectedAttentionLayers`, passed on unchanged."""
+
+    tasks: tuple[TaskName, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: PALConfig | Mapping, option: str, tasks: tuple[str, ...]) -> PALConfig:
+        if isinstance(raw, PALConfig):
+            raw = raw.to_dict()
+        if not isinstance(raw, Mapping):
+            raise OptionError(option, f"must be a mapping of PAL options, got {raw!r}")
+        options = dict(raw)
+        pal_tasks = convert(options.pop("tasks", None), tuple[TaskName, ...] | None,
+                            f"{option}.tasks")
+        if pal_tasks is not None:
+            _among_tasks(pal_tasks, tasks, f"{option}.tasks")
+        return cls(pal_tasks, keyword_options(ProjectedAttentionLayers, options, option,
+                                              skip=("bert", "tasks")))
+
+    def to_dict(self) -> dict:
+        return {**self.options, **({} if self.tasks is None else {"tasks": self.tasks})}
 
 
 @dataclass
 class TrainConfig:
-    backbone: str = "minilm-l6"        # "minilm-l6", "tiny", a checkpoint directory or a hub name
-    data: str = ""                     # directory of {task}-{split}.csv files
-    out: str = "runs/run"              # run directory (created)
-    tasks: tuple[str, ...] = ("sst", "quora", "sts")
-    combiner: str = "sum"              # name in mtl_tutor.combiners.COMBINER_NAMES
-    combiner_options: dict = field(default_factory=dict)
-    sampler: str = "round-robin"       # name in mtl_tutor.data.sampling.SAMPLER_NAMES
-    sampler_options: dict = field(default_factory=dict)
-    heads: dict = field(default_factory=dict)  # task -> {"name": head name, **options}
-    pair_encoding: str = "bi"          # "bi" (each sentence encoded alone) or "cross"
-    pair_encodings: dict = field(default_factory=dict)  # task -> "bi"/"cross", over pair_encoding
-    losses: dict = field(default_factory=dict)  # task -> loss name or {"name": ..., **options}
-    aux_losses: dict = field(default_factory=dict)  # task -> {"mnrl"/"triplet"/"smart"/"bregman":
-                                       # {"weight": ..., **options}} (mtl_tutor.model.AUX_LOSSES)
-    pals: dict | None = None           # None (no PALs) or the options of
-                                       # mtl_tutor.pals.ProjectedAttentionLayers
-    epochs: int = 3
-    max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
-    batch_size: int = 32               # examples per task per step
-    max_length: int = 128              # tokens per sequence after truncation
-    length_bucketing: bool = True      # batch sentences of similar length (little padding)
-    lr: float = 5e-5                   # peak learning rate of the backbone
-    head_lr: float | None = 1e-3       # peak learning rate of the task heads (None: lr); heads
-                                       # start from random weights and need larger steps
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1       # linear warm-up over this fraction, then decay
-    lr_schedule: str = "linear"        # decay after the warm-up: "linear" or "cosine"
-    freeze_backbone_steps: int = 0     # the backbone skips the optimiser for the first N steps
-    dropout_schedule: tuple[float, float] | None = None  # (start, end): every nn.Dropout's p,
-                                       # linear over the epochs (set at each epoch's start)
-    accumulation_steps: int = 1        # micro-batches per task per step (virtual batch size)
-    max_grad_norm: float | None = 1.0  # clip the combined gradient's norm (None: no clipping)
-    seed: int = 0
-    strict_data: bool = False          # a defective data row is an error instead of a warning
-    eval_every: int | None = None      # evaluate every N steps as well as after every epoch
-    eval_batch_size: int = 128
-    checkpoint_every: int | None = None  # also save the full training state every N steps
-    device: str = "auto"               # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
-    log_layer_cosines: bool = True     # per-layer-group task cosines in every log record
-    progress: bool = True              # tqdm bar in the terminal
+    """Every setting of a training run. Make it in Python, from a TOML recipe (the same keys),
+    with :meth:`load` from run_config.json, or with ``mtl-tutor train --flag-name ...``."""
+
+    backbone: str = option("minilm-l6", "minilm-l6 (embedded), tiny, a checkpoint directory or "
+                                        "a hub name", metavar="NAME")
+    data: str = option("", "directory of {task}-{split}.csv files", method=False, metavar="DIR")
+    out: str = option("runs/run", "run directory to create", method=False, metavar="DIR")
+    tasks: tuple[TaskName, ...] = option(MULTITASK, "the tasks trained together "
+                                                    "(comma-separated)", metavar="TASK,...")
+    combiner: CombinerName = option("sum", "how the task gradients become one update "
+                                           "(mtl_tutor.combiners)")
+    combiner_options: dict[str, Any] = option({}, "a combiner option, e.g. c=0.4 (repeatable)",
+                                              cli=KeyValues("--combiner-opt"))
+    sampler: SamplerName = option("round-robin", "which tasks each step holds")
+    sampler_options: dict[str, Any] = option(
+        {}, "a sampler option, e.g. task_order=shuffled; warmup_task and warmup_epochs "
+            "for any sampler (repeatable)", cli=KeyValues("--sampler-opt"))
+    heads: dict[TaskName, HeadConfig] = option(
+        {}, "a task's head (mtl_tutor.heads.HEADS), e.g. sts=cosine; options without a name "
+            "tune the task's default head", cli=TaskChoices("--head", "--head-opt"))
+    pair_encoding: PairEncoding = option(
+        "bi", "how sentence pairs are encoded: bi (each sentence alone) or cross (one sequence)",
+        cli=DefaultOrPerTask("--pair-encoding", per_task="pair_encodings"))
+    pair_encodings: dict[TaskName, PairEncoding] = option(
+        {}, "a pair task's encoding over pair_encoding", cli=SetThrough("--pair-encoding"))
+    losses: dict[TaskName, LossConfig] = option(
+        {}, "a task's loss (mtl_tutor.losses.TASK_LOSSES), e.g. sts=huber",
+        cli=TaskChoices("--loss", "--loss-opt"))
+    aux_losses: dict[TaskName, dict[AuxLossName, AuxLossConfig]] = option(
+        {}, "add an auxiliary loss (mnrl, triplet, smart, bregman) to a task, e.g. sts=mnrl; "
+            "its options e.g. sts.mnrl.weight=0.5",
+        cli=TaskChoices("--aux-loss", "--aux-loss-opt", several=True))
+    pals: PALConfig | None = option(
+        None, "projected attention layers per task (options: those of "
+              "mtl_tutor.pals.ProjectedAttentionLayers, and tasks=sst,sts)",
+        cli=SwitchWithOptions("--pals", "--pals-opt"))
+    epochs: int = option(3, "passes over the training data", bounds=Bounds(ge=1))
+    max_steps: int | None = option(None, "stop after this many optimiser steps (smoke runs)",
+                                   bounds=Bounds(ge=1))
+    batch_size: int = option(32, "examples per task per step", bounds=Bounds(ge=1))
+    max_length: int = option(128, "tokens per sequence after truncation (at most the "
+                                  "backbone's position embeddings)", bounds=Bounds(ge=2))
+    length_bucketing: bool = option(True, "batch sentences of similar length (little padding)")
+    lr: float = option(5e-5, "peak learning rate of the backbone", bounds=Bounds(gt=0))
+    head_lr: float | None = option(1e-3, "peak learning rate of the task heads and PALs "
+                                         "(none: lr); fresh heads need larger steps",
+                                   bounds=Bounds(gt=0))
+    weight_decay: float = option(0.01, "AdamW's decoupled weight decay", bounds=Bounds(ge=0))
+    warmup_fraction: float = option(0.1, "linear warm-up over this fraction of the steps, then "
+                                         "decay", bounds=Bounds(ge=0, lt=1))
+    lr_schedule: LRScheduleName = option("linear", "decay of the learning rate after the "
+                                                   "warm-up")
+    freeze_backbone_steps: int = option(0, "the backbone skips the optimiser for the first N "
+                                           "steps (heads and PALs train)", bounds=Bounds(ge=0))
+    dropout_schedule: tuple[float, float] | None = option(
+        None, "every dropout's p, linear from START to END over the epochs (set as each "
+              "starts)", bounds=Bounds(ge=0, lt=1), metavar=("START", "END"))
+    accumulation_steps: int = option(1, "micro-batches of batch_size per task in one optimiser "
+                                        "step", bounds=Bounds(ge=1))
+    max_grad_norm: float | None = option(1.0, "clip the combined gradient's norm to this "
+                                              "(none: no clipping)", bounds=Bounds(gt=0))
+    seed: int = option(0, "seeds the weights of new heads, the batches and the combiner",
+                       bounds=Bounds(ge=0))
+    strict_data: bool = option(False, "a defective data row is an error instead of a warning",
+                               method=False)
+    eval_every: int | None = option(None, "evaluate every N steps as well as after every epoch",
+                                    bounds=Bounds(ge=1), method=False)
+    eval_batch_size: int = option(128, "examples per evaluation batch", bounds=Bounds(ge=1),
+                                  method=False)
+    checkpoint_every: int | None = option(None, "also save the full training state every N "
+                                                "steps (always after each evaluation)",
+                                          bounds=Bounds(ge=1), method=False)
+    device: str = option("auto", "auto (cuda when available), cpu, cuda, cuda:1, ...",
+                         method=False)
+    log_layer_cosines: bool = option(True, "per-layer-group task cosines in every log record",
+                                     method=False)
+    progress: bool = option(True, "a progress bar in the terminal", method=False)
 
     def __post_init__(self) -> None:
-        self.tasks = tuple(self.tasks)
-        if self.pair_encoding not in ("bi", "cross"):
-            raise ValueError(f"pair_encoding must be 'bi' or 'cross', got {self.pair_encoding!r}")
-        for task, encoding in self.pair_encodings.items():
-            if encoding not in ("bi", "cross"):
-                raise ValueError(f"pair_encodings[{task!r}] must be 'bi' or 'cross', "
-                                 f"got {encoding!r}")
-        if self.lr_schedule not in ("linear", "cosine"):
-            raise ValueError(f"lr_schedule must be 'linear' or 'cosine', got {self.lr_schedule!r}")
-        if self.freeze_backbone_steps < 0:
-            raise ValueError(
-                f"freeze_backbone_steps must be >= 0, got {self.freeze_backbone_steps}")
-        if self.dropout_schedule is not None:
-            self.dropout_schedule = tuple(self.dropout_schedule)
-            if len(self.dropout_schedule) != 2 or not all(
-                    0 <= p < 1 for p in self.dropout_schedule):
-                raise ValueError(f"dropout_schedule must be (start, end) in [0, 1), "
-                                 f"got {self.dropout_schedule}")
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size",
-                     "accumulation_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        hints = _config_types()
+        nested = ("heads", "losses", "aux_losses", "pals")
+        for f in fields(self):
+            if f.name not in nested:
+                setattr(self, f.name, convert_field(f, getattr(self, f.name), hints[f.name]))
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise OptionError("tasks", f"must name one or more distinct tasks, got {self.tasks}")
+        for task in self.pair_encodings:
+            _among_tasks([task], self.tasks, "pair_encodings")
+            if get_task(task).kind != "pair":
+                raise OptionError(f"pair_encodings.{task}", "is set, but the task is not a "
+                                                            "sentence-pair task")
+        self.heads = self._per_task("heads", lambda t, raw, name: HeadConfig.parse(
+            raw, name, get_task(t), self.encoding_of(t)))
+        self.losses = self._per_task("losses", lambda t, raw, name: LossConfig.parse(
+            raw, name, get_task(t)))
+        self.aux_losses = self._per_task("aux_losses", lambda t, raw, name: AuxLossConfig
+                                         .parse_all(raw, name, get_task(t)))
+        if self.pals is not None:
+            self.pals = PALConfig.parse(self.pals, "pals", self.tasks)
+        _built("sampler_options", get_sampler, self.sampler, dict.fromkeys(self.tasks, 1), 1,
+               **self.sampler_arguments())
+        _built("combiner_options", get_combiner, self.combiner, seed=self.seed,
+               **self.combiner_options)
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError as e:
+                raise OptionError("device", f"must be auto or a torch device (cpu, cuda, cuda:1, "
+                                            f"mps, ...), got {self.device!r}") from e
+
+    def _per_task(self, name: str, parse) -> dict:
+        value = getattr(self, name)
+        if not isinstance(value, Mapping):
+            raise OptionError(name, f"must map task names to settings, got {value!r}")
+        _among_tasks(list(value), self.tasks, name)
+        return {task: parse(task, raw, f"{name}.{task}") for task, raw in value.items()}
 
     def encoding_of(self, task: str) -> str:
         """How ``task``'s sentence pairs are encoded: "bi" or "cross"."""
         return self.pair_encodings.get(task, self.pair_encoding)
 
+    def sampler_arguments(self) -> dict:
+        """The sampler's keyword options; the annealed sampler's schedule spans the run's
+        epochs unless its options say otherwise."""
+        if self.sampler == "annealed":
+            return {"epochs": self.epochs, **self.sampler_options}
+        return dict(self.sampler_options)
+
+    def check_backbone(self, bert_config: BertConfig) -> None:
+        """Refuse, before any step, settings the backbone cannot run (naming the option)."""
+        limit = bert_config.max_position_embeddings
+        if self.max_length > limit:
+            raise OptionError("max_length", f"must be <= {limit}, the position embeddings of "
+                                            f"backbone {self.backbone!r}, got {self.max_length}")
+
+    def method_differences(self, other: TrainConfig) -> list[tuple[str, Any, Any]]:
+        """``(field, value here, value in other)`` for each setting of what is trained that
+        differs (paths, device, evaluation and logging may differ: their ``method`` is False)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [(f.name, mine[f.name], theirs[f.name]) for f in fields(self)
+                if f.metadata["method"] and mine[f.name] != theirs[f.name]]
+
+    def to_dict(self) -> dict:
+        """The plain, JSON-ready form that run_config.json and TOML recipes hold."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw["heads"] = {t: h.to_dict() for t, h in self.heads.items()}
+        raw["losses"] = {t: loss.to_dict() for t, loss in self.losses.items()}
+        raw["aux_losses"] = {t: {n: a.options for n, a in auxes.items()}
+                             for t, auxes in self.aux_losses.items()}
+        raw["pals"] = None if self.pals is None else self.pals.to_dict()
+        return json.loads(json.dumps(raw))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> TrainConfig:
+        """The config a plain mapping (run_config.json, a TOML recipe) describes; an unknown key
+        is refused, listing the valid ones."""
+        known = [f.name for f in fields(cls)]
+        for key in raw:
+            if key not in known:
+                raise OptionError(repr(key), f"is not an option; valid options: "
+                                             f"{', '.join(known)}")
+        return cls(**raw)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
+        """Read a run_config.json (from any version of mtl-tutor); errors name the file."""
         path = Path(path)
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**raw)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: must hold a JSON object, got {type(raw).__name__}")
+        try:
+            return cls.from_dict(raw)
+        except OptionError as e:
+            raise OptionError(f"{path}: {e.option}", e.problem) from e
+
+
+def _config_types() -> dict:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _among_tasks(names, tasks: tuple[str, ...], option: str) -> None:
+    unknown = [n for n in names if n not in tasks]
+    if unknown:
+        raise OptionError(option, f"names {', '.join(map(repr, unknown))}, not among the run's "
+                                  f"tasks ({', '.join(tasks)})")
+
+
+def _built(option: str, build, *args, **kwargs) -> None:
+    """``build(*args, **kwargs)``, so that the checks of the thing built run now; a refusal
+    names ``option``."""
+    try:
+        build(*args, **kwargs)
+    except OptionError as e:
+        raise OptionError(f"{option}.{e.option}", e.problem) from e
+    except (TypeError, ValueError) as e:
+        raise OptionError(option, f": {e}") from e
+

@@ -12,15 +12,14 @@ training state goes atomically into ``RUN/checkpoint.pt``; SIGINT and SIGTERM fi
 step, save and raise :class:`TrainingInterrupted`; ``train(config, resume=True)`` continues so
 that the parameters equal those of an uninterrupted run bit for bit on the CPU.
 
-Callbacks are objects with any of ``on_step(record)``, ``on_eval(metrics)`` and
-``on_train_end(summary)``; ``record`` is the same dictionary written to ``RUN/log.jsonl``.
+Callbacks are objects with any of ``on_step(record)``, ``on_eval(record)`` and
+``on_train_end(summary)``; ``record`` is the :class:`~mtl_tutor.run_log.StepRecord` written to
+``RUN/log.jsonl`` or the :class:`~mtl_tutor.run_log.EvalRecord` written to ``RUN/eval.jsonl``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import signal
 import threading
 import time
@@ -46,6 +45,8 @@ from .gradients import TaskGradients, conflict_statistics
 from .model import MultitaskModel, build_model, linear_dropout
 from .optim import AdamW
 from .run_config import TrainConfig
+from .run_log import EvalRecord, RunLog, StepRecord
+from .schedules import LR_SCHEDULES
 
 
 class TrainingDiverged(RuntimeError):
@@ -60,29 +61,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def warmup_linear_decay(warmup_steps: int, total_steps: int):
-    """lr factor: linear from 0 to 1 over the warm-up, then linear down to 0 at the last step."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-    return factor
-
-
-def warmup_cosine_decay(warmup_steps: int, total_steps: int):
-    """lr factor: linear warm-up, then (1 + cos(pi t)) / 2 with t from 0 to 1 over the decay
-    (Loshchilov & Hutter 2017, SGDR, https://arxiv.org/abs/1608.03983, without restarts)."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-    return factor
-
-
-LR_SCHEDULES = {"linear": warmup_linear_decay, "cosine": warmup_cosine_decay}
 
 
 def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> dict:
@@ -124,6 +102,7 @@ def build_run(config: TrainConfig) -> Run:
     dev_data = load_split(config, "dev", run_dir) if rank == 0 else {}  # rank 0 evaluates
 
     bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
+    config.check_backbone(bert.config)
     model = build_model(bert, config).to(device)
     if rank == 0:
         write_run_files(run_dir, config, model, tokenizer)
@@ -132,11 +111,8 @@ def build_run(config: TrainConfig) -> Run:
                               pair_encoding=config.encoding_of(t), max_length=config.max_length,
                               length_bucketing=config.length_bucketing)
                for i, (t, d) in enumerate(train_data.items())}
-    sampler_options = dict(config.sampler_options)
-    if config.sampler == "annealed":  # its schedule spans the run's epochs unless told otherwise
-        sampler_options.setdefault("epochs", config.epochs)
     sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
-                          config.batch_size, seed=config.seed, **sampler_options)
+                          config.batch_size, seed=config.seed, **config.sampler_arguments())
     total_steps = sampler.total_steps(config.epochs)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
@@ -171,6 +147,7 @@ def training_state(run: Run, step: int, progress: dict) -> dict:
     """Everything that determines the rest of the run after ``step`` finished steps."""
     return {
         "step": step,
+        "config": run.config.to_dict(),
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "schedule": run.schedule.state_dict(),
@@ -197,12 +174,18 @@ def restore(run: Run, state: dict) -> dict:
     return state["progress"]
 
 
-def drop_records_after(path: Path, last_step: int) -> None:
-    """Keep the JSONL records of steps <= last_step (those after the checkpoint are redone)."""
-    if path.exists():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if json.loads(line)["step"] <= last_step]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+def check_resumable(config: TrainConfig, state: dict, run_dir: Path) -> None:
+    """Refuse to resume when run_config.json no longer describes the run the checkpoint holds
+    (checkpoints written before configs were saved in them are not checked)."""
+    if "config" not in state:
+        return
+    changed = config.method_differences(TrainConfig.from_dict(state["config"]))
+    if changed:
+        raise ValueError(
+            f"{run_dir / 'run_config.json'} no longer matches the checkpoint it would resume: "
+            + "; ".join(f"{name} is {now!r} there but {before!r} in the checkpoint"
+                        for name, now, before in changed)
+            + ". Restore those settings, or start a new run.")
 
 
 class StopSignals:
@@ -323,15 +306,11 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
     first_step = 0
     if resume:
         state = load_training_state(run_dir)
+        check_resumable(config, state, run_dir)
         progress, first_step = restore(run, state), state["step"]
-        if main:
-            drop_records_after(run_dir / "log.jsonl", first_step - 1)
-            drop_records_after(run_dir / "eval.jsonl", first_step)
     on_step = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
     on_eval = [cb.on_eval for cb in callbacks if hasattr(cb, "on_eval")]
-    mode = "a" if resume else "w"
-    log = open(run_dir / "log.jsonl" if main else os.devnull, mode, encoding="utf-8")
-    eval_log = open(run_dir / "eval.jsonl" if main else os.devnull, mode, encoding="utf-8")
+    log = RunLog(run_dir if main else None, first_step if resume else None)
     bar = tqdm(total=run.total_steps, initial=first_step, desc=f"train {config.combiner}",
                disable=not (config.progress and main))
     start = time.perf_counter() - progress["seconds"]
@@ -342,19 +321,16 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
         save_training_state(run_dir, training_state(run, step, progress))
 
     def run_eval(step: int, epoch: int) -> None:
-        metrics = {"step": step, "epoch": epoch, **evaluate(model, run.dev_loaders)}
-        eval_log.write(json.dumps(metrics) + "\n")
-        eval_log.flush()
-        progress["history"].append(metrics)
-        score = metrics.get("overall", sum(v for k, v in metrics.items()
-                                           if k not in ("step", "epoch")))
-        if score > progress["best_score"]:
-            progress["best"], progress["best_score"] = metrics, score
+        record = EvalRecord(step, epoch, evaluate(model, run.dev_loaders))
+        log.write_eval(record)
+        progress["history"].append(record.to_dict())
+        if record.score > progress["best_score"]:
+            progress["best"], progress["best_score"] = record.to_dict(), record.score
             save_model(run_dir, model)
         for fn in on_eval:
-            fn(metrics)
+            fn(record)
         bar.write(f"epoch {epoch} step {step}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("step", "epoch")))
+            f"{k} {v:.3f}" for k, v in record.metrics.items()))
 
     try:
         with StopSignals() as stop:
@@ -369,17 +345,16 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
                 batches = [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
                 losses, stats = take_step(run, batches, step)
 
-                record = {"step": step, "epoch": epoch, "lr": run.schedule.get_last_lr()[0],
-                          "losses": dict(zip(tasks, losses.tolist())), **stats,
-                          "time": time.perf_counter() - start}
-                log.write(json.dumps(record) + "\n")
-                for t, v in record["losses"].items():
+                record = StepRecord.from_statistics(
+                    step, epoch, run.schedule.get_last_lr()[0], dict(zip(tasks, losses.tolist())),
+                    time.perf_counter() - start, stats)
+                log.write_step(record)
+                for t, v in record.losses.items():
                     progress["epoch_losses"][t].append(v)
                 for fn in on_step:
                     fn(record)
                 bar.update()
-                bar.set_postfix({t: f"{v:.3f}" for t, v in record["losses"].items()},
-                                refresh=False)
+                bar.set_postfix({t: f"{v:.3f}" for t, v in record.losses.items()}, refresh=False)
 
                 last = step + 1 == run.total_steps
                 end_of_epoch = index + 1 == run.sampler.steps_per_epoch(epoch) or last
@@ -405,7 +380,6 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
     finally:
         bar.close()
         log.close()
-        eval_log.close()
     summary = {"run": str(run_dir), "best": progress["best"], "history": progress["history"],
                "steps": run.total_steps, "seconds": time.perf_counter() - start}
     for cb in callbacks:

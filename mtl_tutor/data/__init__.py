@@ -12,8 +12,9 @@ from .io import (
     read_task_file,
     write_issues,
 )
-from .sampling import SAMPLER_NAMES, Sampler, TaskBatches, get_sampler
+from .sampling import SAMPLER_NAMES, Sampler, get_sampler
 from .synthetic import write_synthetic_corpus
+from .task_batches import TaskBatches
 from .tasks import MULTITASK, TASKS, TaskSpec, get_task
 
 __all__ = [

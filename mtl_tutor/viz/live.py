@@ -13,14 +13,23 @@ saved as HTML (and PNG where kaleido can render) in the run directory or ``save_
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import plotly.graph_objects as go
 from tqdm import tqdm
 
+from ..run_log import (
+    LOG_FILE,
+    EvalRecord,
+    StepRecord,
+    conflict_fraction,
+    eval_records,
+    read_evals,
+    read_steps,
+    step_records,
+)
 from .export import save_figure
 from .live_figure import curve_series, curves_figure
 from .notebook import in_notebook, live_and_static_mimebundle, show_figure
@@ -79,8 +88,8 @@ class LiveCurves:
         self.window = window
         self.save_to = None if save_to is None else Path(save_to)
         self.notebook = in_notebook() if notebook is None else notebook
-        self.steps: list[dict] = []
-        self.evals: list[dict] = []
+        self.steps: list[StepRecord] = []
+        self.evals: list[EvalRecord] = []
         self.redraws = 0
         self.callback_seconds = 0.0  # time spent inside on_step / on_eval, for benchmarks
         self.saved: list[Path] = []
@@ -91,17 +100,16 @@ class LiveCurves:
     def from_run(cls, run_dir: str | Path, **options) -> LiveCurves:
         """Curves of a finished run, read from ``run_dir/log.jsonl`` and ``eval.jsonl``."""
         run = Path(run_dir)
-        if not (run / "log.jsonl").is_file():
-            raise FileNotFoundError(f"run_dir has no log.jsonl: {run}")
+        if not (run / LOG_FILE).is_file():
+            raise FileNotFoundError(f"run_dir has no {LOG_FILE}: {run}")
         curves = cls(**options)
-        curves.steps = _read_jsonl(run / "log.jsonl")
-        curves.evals = _read_jsonl(run / "eval.jsonl") if (run / "eval.jsonl").is_file() else []
+        curves.steps, curves.evals = read_steps(run), read_evals(run)
         return curves
 
     # ---- trainer callback ---------------------------------------------------------------
-    def on_step(self, record: dict) -> None:
+    def on_step(self, record: StepRecord | Mapping) -> None:
         started = time.perf_counter()
-        self.steps.append(record)
+        self.steps += step_records([record])
         if not self.notebook:
             if self._bar is None:
                 self._bar = tqdm(desc="training", unit="step", dynamic_ncols=True)
@@ -110,9 +118,9 @@ class LiveCurves:
             self._redraw()
         self.callback_seconds += time.perf_counter() - started
 
-    def on_eval(self, metrics: dict) -> None:
+    def on_eval(self, record: EvalRecord | Mapping) -> None:
         started = time.perf_counter()
-        self.evals.append(metrics)
+        self.evals += eval_records([record])
         self._redraw()
         self.callback_seconds += time.perf_counter() - started
 
@@ -140,12 +148,12 @@ class LiveCurves:
             self._bar.set_postfix(self._postfix(), refresh=False)
 
     def _postfix(self) -> dict[str, str]:
-        last = self.steps[-1]
-        recent = self.steps[-self.window:]
-        postfix = {task: f"{loss:.3f}" for task, loss in last["losses"].items()}
-        postfix["conflict"] = f"{sum(bool(r['conflict']) for r in recent) / len(recent):.2f}"
+        postfix = {task: f"{loss:.3f}" for task, loss in self.steps[-1].losses.items()}
+        conflict = conflict_fraction(self.steps[-self.window:])
+        if conflict is not None:
+            postfix["conflict"] = f"{conflict:.2f}"
         if self.evals:
-            postfix["overall"] = f"{self.evals[-1].get('overall', float('nan')):.3f}"
+            postfix["overall"] = f"{self.evals[-1].metrics.get('overall', float('nan')):.3f}"
         return postfix
 
     def _draw_widget(self) -> None:
@@ -172,6 +180,3 @@ class LiveCurves:
     def __repr__(self) -> str:
         return f"LiveCurves(steps={len(self.steps)}, evals={len(self.evals)})"
 
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

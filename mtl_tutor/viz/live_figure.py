@@ -1,4 +1,4 @@
-"""The training-curves figure, from the trainer's per-step and eval records (pure functions).
+"""The training-curves figure, from the trainer's step and eval records (pure functions).
 
 Three panels: each task's training loss, the dev metrics, and the conflict fraction: over a
 trailing window of steps, the share with a negative cosine for each task pair, and the share
@@ -7,12 +7,14 @@ with any conflict. Long runs are thinned to at most ``max_points`` points per cu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from ..run_log import EvalRecord, StepRecord, eval_records, step_records
 
 EVAL_METRICS = ("sst_acc", "para_acc", "sts_pearson", "overall")
 PANELS = ("training loss", "dev metrics", "conflict fraction")
@@ -42,31 +44,36 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def curve_series(
-    steps: Sequence[dict], evals: Sequence[dict], window: int = 50, max_points: int = 2000
+    steps: Sequence[StepRecord | Mapping], evals: Sequence[EvalRecord | Mapping],
+    window: int = 50, max_points: int = 2000
 ) -> list[Series]:
     """The curves of :func:`curves_figure`, in a fixed order for a given set of tasks."""
+    steps, evals = step_records(steps), eval_records(evals)
     series: list[Series] = []
     if steps:
-        x = np.array([record["step"] for record in steps], dtype=float)
-        for task in steps[0]["losses"]:
-            y = np.array([record["losses"].get(task, np.nan) for record in steps], dtype=float)
+        x = np.array([record.step for record in steps], dtype=float)
+        for task in steps[0].losses:
+            y = np.array([record.losses.get(task, np.nan) for record in steps], dtype=float)
             series.append(Series(0, task, *_thin(x, y, max_points)))
-        for pair in steps[0].get("cosines", {}):
-            negative = np.array([record["cosines"][pair] < 0 for record in steps], dtype=float)
+        for pair in steps[0].cosines or {}:
+            negative = np.array([record.conflicts(pair) for record in steps], dtype=float)
             series.append(Series(2, pair, *_thin(x, trailing_mean(negative, window), max_points)))
-        conflict = np.array([bool(record["conflict"]) for record in steps], dtype=float)
-        series.append(Series(2, "any pair", *_thin(x, trailing_mean(conflict, window), max_points)))
+        if steps[0].has_pairs:
+            conflict = np.array([record.conflict for record in steps], dtype=float)
+            series.append(Series(2, "any pair", *_thin(x, trailing_mean(conflict, window),
+                                                      max_points)))
     if evals:
-        x = np.array([record["step"] for record in evals], dtype=float)
+        x = np.array([record.step for record in evals], dtype=float)
         for metric in EVAL_METRICS:
-            if metric in evals[0]:
-                y = np.array([record[metric] for record in evals], dtype=float)
+            if metric in evals[0].metrics:
+                y = np.array([record.metrics[metric] for record in evals], dtype=float)
                 series.append(Series(1, metric, x, y))
     return series
 
 
 def curves_figure(
-    steps: Sequence[dict], evals: Sequence[dict], window: int = 50, max_points: int = 2000
+    steps: Sequence[StepRecord | Mapping], evals: Sequence[EvalRecord | Mapping],
+    window: int = 50, max_points: int = 2000
 ) -> go.Figure:
     """Losses, dev metrics and conflict fractions against the step."""
     fig = make_subplots(1, 3, subplot_titles=(

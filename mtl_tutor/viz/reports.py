@@ -1,14 +1,17 @@
-"""Report figures from plain data (lists, arrays, dicts): where each task errs, and where tasks
-conflict. Every function returns a ``go.Figure``; :func:`save_figure` writes it to disk.
+"""Report figures from plain data (lists, arrays, dicts, a run's step records): where each task
+errs, and where tasks conflict. Every function returns a ``go.Figure``; :func:`save_figure`
+writes it to disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from ..run_log import StepRecord, conflict_steps, step_records
 
 SST_CLASSES = ("very negative", "negative", "neutral", "positive", "very positive")
 LEADERBOARD_COLUMNS = ("sst_acc", "para_acc", "sts_pearson", "overall")
@@ -96,19 +99,22 @@ def sts_error_figure(targets: Sequence[float], predictions: Sequence[float]) -> 
     return fig
 
 
-def conflict_counts(records: Sequence[dict]) -> dict[str, dict[int, tuple[int, int]]]:
-    """Per task pair and epoch: (steps with a negative cosine, steps), from log.jsonl records."""
-    counts: dict[str, dict[int, list[int]]] = {}
+def conflict_counts(records: Sequence[StepRecord | Mapping]
+                    ) -> dict[str, dict[int, tuple[int, int]]]:
+    """Per task pair and epoch: (steps with a negative cosine, steps), from a run's step records
+    (:func:`~mtl_tutor.run_log.read_steps`, or log.jsonl's lines as dictionaries)."""
+    records = step_records(records)
+    pairs: dict[frozenset, str] = {}  # each pair under its first spelling ("a/b" or "b/a")
     for record in records:
-        for pair, cosine in record["cosines"].items():
-            entry = counts.setdefault(pair, {}).setdefault(int(record["epoch"]), [0, 0])
-            entry[0] += cosine < 0
-            entry[1] += 1
-    return {pair: {epoch: tuple(c) for epoch, c in epochs.items()}
-            for pair, epochs in counts.items()}
+        for pair in record.cosines or {}:
+            pairs.setdefault(frozenset(pair.split("/")), pair)
+    epochs = sorted({r.epoch for r in records})
+    counts = {pair: {e: conflict_steps([r for r in records if r.epoch == e], pair)
+                     for e in epochs} for pair in pairs.values()}
+    return {pair: {e: c for e, c in by_epoch.items() if c[1]} for pair, by_epoch in counts.items()}
 
 
-def conflict_counts_figure(records: Sequence[dict]) -> go.Figure:
+def conflict_counts_figure(records: Sequence[StepRecord | Mapping]) -> go.Figure:
     """Grouped bars: steps with conflicting gradients per task pair in each epoch."""
     fig = go.Figure()
     for pair, epochs in conflict_counts(records).items():
@@ -124,12 +130,13 @@ def conflict_counts_figure(records: Sequence[dict]) -> go.Figure:
     return fig
 
 
-def layer_conflict_heatmap(records: Sequence[dict]) -> go.Figure:
+def layer_conflict_heatmap(records: Sequence[StepRecord | Mapping]) -> go.Figure:
     """Share of steps with a negative cosine per layer (rows) and task pair (columns), from
-    records carrying ``"layer_cosines": {layer: {pair: cosine}}``; hover shows the mean cosine."""
+    step records carrying ``layer_cosines`` ({layer: {pair: cosine}}); hover shows the mean
+    cosine."""
     cosines: dict[str, dict[str, list[float]]] = {}
-    for record in records:
-        for layer, pairs in record.get("layer_cosines", {}).items():
+    for record in step_records(records):
+        for layer, pairs in (record.layer_cosines or {}).items():
             for pair, cosine in pairs.items():
                 cosines.setdefault(layer, {}).setdefault(pair, []).append(cosine)
     if not cosines:
