@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from mtl_tutor.cli import build_parser, main, parse_options
+from mtl_tutor.cli import build_parser, main
+from mtl_tutor.cli_arguments import parse_options
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_a_missing_data_directory_is_a_clear_error(tmp_path, capsys):
 def test_options_are_parsed_as_json_when_they_can_be():
     assert parse_options(["c=0.4", "mode=subset", "sizes=[1,2]"], "--x") == {
         "c": 0.4, "mode": "subset", "sizes": [1, 2]}
-    with pytest.raises(SystemExit, match="key=value"):
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
         parse_options(["novalue"], "--combiner-opt")
 
 

@@ -23,6 +23,7 @@ from mtl_tutor.exercises import (
     gradvac_direction,
 )
 from mtl_tutor.model import MultitaskModel
+from mtl_tutor.run_log import StepRecord
 
 CONFLICTING = torch.tensor([[1.0, 0.0, 0.5], [-1.0, 1.0, 0.0]])
 
@@ -91,20 +92,28 @@ def test_pcgrad_direction_for_two_tasks():
         check_pcgrad_direction(torch.ones(3, 2), torch.ones(2))
 
 
+def log_line(step, cosines, changed):
+    """One line of log.jsonl, as ``json.loads`` reads it."""
+    return {"step": step, "epoch": 0, "lr": 1e-5, "losses": {"a": 1.0, "b": 1.0, "c": 1.0},
+            "cosines": cosines, "conflict": min(cosines.values()) < 0, "changed": changed,
+            "time": 0.1 * step}
+
+
 def test_conflict_fraction_and_intervention_count():
     records = [
-        {"cosines": {"a/b": 0.2, "a/c": -0.1}, "changed": 0.3},
-        {"cosines": {"a/b": 0.2, "a/c": 0.1}, "changed": 0.0},
-        {"cosines": {"a/b": -0.5, "a/c": -0.1}, "changed": 1e-9},
-        {"cosines": {"a/b": 0.4, "a/c": 0.3}, "changed": 0.0},
+        log_line(0, {"a/b": 0.2, "a/c": -0.1}, 0.3),
+        log_line(1, {"a/b": 0.2, "a/c": 0.1}, 0.0),
+        log_line(2, {"a/b": -0.5, "a/c": -0.1}, 1e-9),
+        log_line(3, {"a/b": 0.4, "a/c": 0.3}, 0.0),
     ]
     assert check_conflict_fraction(records, 0.5)
+    assert check_conflict_fraction([StepRecord.from_dict(r) for r in records], 0.5)
     assert not check_conflict_fraction(records, 0.75)
     assert check_intervention_count(records, 1)
     assert not check_intervention_count(records, 2)
     assert not check_intervention_count(records, 1.0)
     with pytest.raises(ValueError, match="cosines"):
-        check_conflict_fraction([{"losses": {}}], 0.0)
+        check_conflict_fraction([{"step": 0, "epoch": 0, "losses": {"a": 1.0}}], 0.0)
 
 
 def test_gradvac_direction_reaches_the_target_cosine():

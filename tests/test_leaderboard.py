@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mtl_tutor import leaderboard
 from mtl_tutor.cli import main
 from mtl_tutor.combiners import COMBINER_NAMES
-from mtl_tutor.leaderboard import (
-    aggregate,
-    check_recipe,
-    load_recipes,
-    log_statistics,
-    markdown_table,
-    recipe_files,
-    run_once,
-)
+from mtl_tutor.leaderboard import runs
+from mtl_tutor.leaderboard.recipes import check_recipe, load_recipes, recipe_files
+from mtl_tutor.leaderboard.report import aggregate, markdown_table
+from mtl_tutor.leaderboard.runs import log_statistics, run_once
 from mtl_tutor.train import TrainingDiverged
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -63,13 +57,14 @@ def test_combiners_expand_into_one_run_each(tmp_path):
 
 def test_log_statistics_counts_conflicts_changes_and_skips_evaluations():
     records = [
-        {"step": 0, "epoch": 0, "time": 1.0, "cosines": {"a/b": -0.1}, "conflict": True,
-         "changed": 0.5},
-        {"step": 1, "epoch": 0, "time": 2.0, "cosines": {"a/b": 0.3}, "conflict": False,
-         "changed": 0.0},
-        {"step": 2, "epoch": 1, "time": 13.0, "cosines": {"a/b": 0.2}, "conflict": False,
-         "changed": 0.02},  # follows the evaluation after step 1
-        {"step": 3, "epoch": 1, "time": 14.0, "cosines": {}, "conflict": False, "changed": 0.0},
+        {"step": 0, "epoch": 0, "time": 1.0, "losses": {"a": 1.0, "b": 1.0},
+         "cosines": {"a/b": -0.1}, "conflict": True, "changed": 0.5},
+        {"step": 1, "epoch": 0, "time": 2.0, "losses": {"a": 1.0, "b": 1.0},
+         "cosines": {"a/b": 0.3}, "conflict": False, "changed": 0.0},
+        {"step": 2, "epoch": 1, "time": 13.0, "losses": {"a": 1.0, "b": 1.0},
+         "cosines": {"a/b": 0.2}, "conflict": False, "changed": 0.02},  # after the evaluation
+        {"step": 3, "epoch": 1, "time": 14.0, "losses": {"a": 1.0}, "cosines": {},
+         "conflict": False, "changed": 0.0},
     ]
     stats = log_statistics(records, eval_steps=[2])
     assert stats["steps"] == 4
@@ -84,7 +79,7 @@ def test_a_diverged_run_is_recorded_and_shown(tmp_path, monkeypatch):
     def diverge(config, resume):
         raise TrainingDiverged("step 3: the loss of task sts is NaN or infinite")
 
-    monkeypatch.setattr(leaderboard, "train", diverge)
+    monkeypatch.setattr(runs, "train", diverge)
     path = tmp_path / "wild.toml"
     path.write_text('name = "wild"\ndescription = "too fast"\nseeds = [0]\nlr = 10.0\n'
                     'device = "cpu"\n')

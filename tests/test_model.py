@@ -15,7 +15,8 @@ from mtl_tutor.data.tasks import get_task
 from mtl_tutor.gradients import TaskGradients
 from mtl_tutor.model import MultitaskModel, linear_dropout
 from mtl_tutor.run_config import TrainConfig
-from mtl_tutor.train import train, warmup_cosine_decay
+from mtl_tutor.schedules import warmup_cosine_decay
+from mtl_tutor.train import train
 
 
 def test_losses_are_chosen_per_task_by_name(tiny_backbone, synthetic_dir):

@@ -23,7 +23,7 @@ class SignalAt:
         self.step, self.signum = step, signum
 
     def on_step(self, record):
-        if record["step"] == self.step:
+        if record.step == self.step:
             os.kill(os.getpid(), self.signum)
 
 

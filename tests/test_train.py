@@ -9,7 +9,8 @@ import torch
 from mtl_tutor.combiners import COMBINER_NAMES
 from mtl_tutor.model import MultitaskModel
 from mtl_tutor.run_config import TrainConfig
-from mtl_tutor.train import TrainingDiverged, train, warmup_linear_decay
+from mtl_tutor.schedules import warmup_linear_decay
+from mtl_tutor.train import TrainingDiverged, train
 
 
 def config(synthetic_dir, tmp_path, **kw):
@@ -91,7 +92,7 @@ def test_callbacks_see_every_step_and_eval(synthetic_dir, tmp_path):
             self.steps, self.evals, self.ended = [], [], False
 
         def on_step(self, record):
-            self.steps.append(record["step"])
+            self.steps.append(record.step)
 
         def on_eval(self, metrics):
             self.evals.append(metrics)
@@ -102,6 +103,6 @@ def test_callbacks_see_every_step_and_eval(synthetic_dir, tmp_path):
     recorder = Recorder()
     train(config(synthetic_dir, tmp_path, max_steps=4, eval_every=2), callbacks=[recorder])
     assert recorder.steps == [0, 1, 2, 3]
-    assert [m["step"] for m in recorder.evals] == [2, 4]
+    assert [m.step for m in recorder.evals] == [2, 4]
     assert recorder.ended
     assert torch.is_grad_enabled()

@@ -140,7 +140,7 @@ def test_attached_to_a_real_training_run(synthetic_dir, tmp_path):
                          eval_batch_size=32, progress=False, combiner="pcgrad")
     curves = LiveCurves(every_seconds=0.0, every_steps=1, notebook=False)
     train(config, callbacks=[curves])
-    assert [record["step"] for record in curves.steps] == [0, 1, 2, 3]
+    assert [record.step for record in curves.steps] == [0, 1, 2, 3]
     assert (tmp_path / "run" / "live_curves.html").is_file()
     replay = LiveCurves.from_run(tmp_path / "run", notebook=False)
     assert replay.steps == curves.steps and len(replay.evals) == len(curves.evals)

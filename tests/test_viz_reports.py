@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mtl_tutor.run_log import StepRecord
 from mtl_tutor.viz import save_figure
 from mtl_tutor.viz.reports import (
     conflict_counts,
@@ -46,11 +47,15 @@ def test_sts_figure_reports_pearson_and_errors():
     assert f"{r:.3f}" in fig.layout.title.text
 
 
+def step(number, epoch, **statistics):
+    return StepRecord.from_statistics(number, epoch, 1e-5, {"sst": 1.0}, 0.1 * number, statistics)
+
+
 def test_conflict_counts_per_pair_and_epoch():
     records = [
-        {"epoch": 0, "cosines": {"sst/quora": -0.2, "sst/sts": 0.3}},
-        {"epoch": 0, "cosines": {"sst/quora": 0.1, "sst/sts": -0.1}},
-        {"epoch": 1, "cosines": {"sst/quora": -0.5, "sst/sts": -0.4}},
+        step(0, 0, cosines={"sst/quora": -0.2, "sst/sts": 0.3}),
+        step(1, 0, cosines={"sst/quora": 0.1, "sst/sts": -0.1}),
+        step(2, 1, cosines={"sst/quora": -0.5, "sst/sts": -0.4}),
     ]
     assert conflict_counts(records) == {
         "sst/quora": {0: (1, 2), 1: (1, 1)}, "sst/sts": {0: (1, 2), 1: (1, 1)}
@@ -62,15 +67,15 @@ def test_conflict_counts_per_pair_and_epoch():
 
 def test_layer_heatmap_shares_and_means():
     records = [
-        {"layer_cosines": {"layer 0": {"sst/quora": -0.5}, "layer 1": {"sst/quora": 0.5}}},
-        {"layer_cosines": {"layer 0": {"sst/quora": 0.1}, "layer 1": {"sst/quora": 0.3}}},
+        step(0, 0, layer_cosines={"layer 0": {"sst/quora": -0.5}, "layer 1": {"sst/quora": 0.5}}),
+        step(1, 0, layer_cosines={"layer 0": {"sst/quora": 0.1}, "layer 1": {"sst/quora": 0.3}}),
     ]
     heatmap = layer_conflict_heatmap(records).data[0]
     assert list(heatmap.y) == ["layer 0", "layer 1"]
     np.testing.assert_allclose(np.asarray(heatmap.z)[:, 0], [0.5, 0.0])
     np.testing.assert_allclose(np.asarray(heatmap.customdata)[:, 0], [-0.2, 0.4])
     with pytest.raises(ValueError, match="layer_cosines"):
-        layer_conflict_heatmap([{"step": 1}])
+        layer_conflict_heatmap([step(1, 0)])
 
 
 def test_leaderboard_ranks_by_overall(tmp_path):
