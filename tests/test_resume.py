@@ -56,3 +56,20 @@ def test_the_signal_handlers_are_restored_after_training(synthetic_dir, tmp_path
     before = signal.getsignal(signal.SIGINT)
     train(config(synthetic_dir, tmp_path / "r", "sum"))
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_resume_refuses_a_run_config_whose_method_changed(synthetic_dir, tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        train(config(synthetic_dir, tmp_path / "cut", "pcgrad"),
+              callbacks=[SignalAt(0, signal.SIGINT)])
+    path = tmp_path / "cut" / "run_config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "combiner": "sum", "lr": 1e-3}))
+    checkpoint = (tmp_path / "cut" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="combiner is 'sum' there but 'pcgrad' in the "
+                                         "checkpoint; lr is 0.001 there but 5e-05"):
+        train(TrainConfig.load(path), resume=True)
+    assert (tmp_path / "cut" / "checkpoint.pt").read_bytes() == checkpoint  # nothing trained
+    path.write_text(json.dumps({**saved, "progress": False, "eval_every": 2}))
+    summary = train(TrainConfig.load(path), resume=True)  # how a run executes may change
+    assert summary["steps"] == 6
