@@ -7,11 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mtl_tutor.checkpoint import load_run
 from mtl_tutor.cli import main
+from mtl_tutor.data import load_task
 from mtl_tutor.data.tasks import get_task
+from mtl_tutor.evaluate import ordered_batches
 from mtl_tutor.heads import HEADS, build_head
 from mtl_tutor.model import MultitaskModel
 from mtl_tutor.run_config import TrainConfig
+from mtl_tutor.run_log import read_steps
 from mtl_tutor.train import train
 
 C, B = 8, 4
@@ -23,11 +27,28 @@ def uv():
     return torch.randn(B, C, generator=g), torch.randn(B, C, generator=g)
 
 
+def features(u, v):
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+
+FORMULAS = {  # each head's output, written out from its parts (dropout off)
+    "sentence-mlp": lambda head, x: head.net(x).squeeze(-1),
+    "cross-mlp": lambda head, x: head.net(x).squeeze(-1),
+    "pair-mlp": lambda head, u, v: head.net(features(u, v)).squeeze(-1),
+    "pair-sigmoid": lambda head, u, v: 5 * torch.sigmoid(head.net(features(u, v)).squeeze(-1)),
+    "cosine": lambda head, u, v: 5 * F.cosine_similarity(u, v, dim=-1).clamp_min(0),
+    "cosine-logit": lambda head, u, v: head.scale * F.cosine_similarity(u, v, dim=-1)
+    + head.bias,
+}
+
+
 @pytest.mark.parametrize("name", sorted(HEADS))
-def test_every_head_gives_one_output_per_example(name, uv):
-    head = build_head(name, C, 1)
-    out = head(*uv) if head.takes_pair else head(uv[0])
-    assert out.shape == (B,) and torch.isfinite(out).all()
+def test_every_head_computes_its_formula(name, uv):
+    assert set(FORMULAS) == set(HEADS)
+    head = build_head(name, C, 1).eval()
+    inputs = uv if head.takes_pair else uv[:1]
+    with torch.no_grad():
+        torch.testing.assert_close(head(*inputs), FORMULAS[name](head, *inputs))
 
 
 def test_sentence_head_gives_class_logits_and_can_use_tanh(uv):
@@ -106,18 +127,29 @@ def run_config(synthetic_dir, tmp_path, **kw):
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("options", [
-    {"heads": {"sts": {"name": "cosine"}, "quora": {"name": "cosine-logit"},
-               "sst": {"name": "sentence-mlp", "hidden_layers": [16], "activation": "tanh",
-                       "pooling": "cls"}}},
-    {"heads": {"sts": {"name": "pair-sigmoid", "pooling": "pooler"}}},
-    {"pair_encoding": "cross", "heads": {"quora": {"name": "cross-mlp", "pooling": "cls"}}},
-], ids=["cosine", "pair-sigmoid", "cross"])
-def test_each_head_trains_to_a_finite_loss(options, synthetic_dir, tmp_path):
-    summary = train(run_config(synthetic_dir, tmp_path, **options))
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 2 and all(math.isfinite(v) for r in log for v in r["losses"].values())
-    assert math.isfinite(summary["best"]["overall"])
+@pytest.mark.parametrize("options, task", [
+    ({"heads": {"sts": {"name": "cosine"}, "quora": {"name": "cosine-logit"},
+                "sst": {"name": "sentence-mlp", "hidden_layers": [16], "activation": "tanh",
+                        "pooling": "cls"}}}, "quora"),
+    ({"heads": {"sts": {"name": "pair-sigmoid", "pooling": "pooler"}}}, "sts"),
+    ({"pair_encoding": "cross", "heads": {"quora": {"name": "cross-mlp", "pooling": "cls"}}},
+     "quora"),
+    ({"heads": {"sst": {"name": "sentence-mlp", "hidden_layers": [16], "activation": "tanh",
+                        "pooling": "cls"}}}, "sst"),
+], ids=["cosine-logit", "pair-sigmoid", "cross", "sentence-tanh"])
+def test_a_head_trained_through_the_config_predicts_by_its_formula(options, task, synthetic_dir,
+                                                                    tmp_path):
+    train(run_config(synthetic_dir, tmp_path, **options))
+    model, tokenizer, config = load_run(tmp_path / "run")
+    name = config.heads[task].name
+    assert model.head_configs[task]["name"] == name  # heads.json holds what the config asked
+    batch = next(ordered_batches(load_task(synthetic_dir, task, "dev"), tokenizer, 8,
+                                 pair_encoding=config.encoding_of(task), max_length=32))
+    with torch.no_grad():
+        expected = FORMULAS[name](model.heads[task], *model.embed(batch))
+    torch.testing.assert_close(model(batch), expected)
+    log = read_steps(tmp_path / "run")
+    assert len(log) == 2 and all(math.isfinite(v) for r in log for v in r.losses.values())
 
 
 def test_cli_trains_cross_encoded_quora_with_a_cosine_sts_head_then_evaluates(
