@@ -2,6 +2,7 @@
 a TOML recipe and the command line; the train flags are generated from TrainConfig's fields;
 run configs written before options were typed still load."""
 
+import doctest
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import mtl_tutor.options
 from mtl_tutor.cli import build_parser, config_from_args, main
 from mtl_tutor.cli_arguments import flag_of
 from mtl_tutor.leaderboard.recipes import load_recipes
@@ -23,6 +25,11 @@ from mtl_tutor.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "runs_before_typed_options"
+
+
+def test_the_module_examples_run():
+    result = doctest.testmod(mtl_tutor.options)
+    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize("value, annotation, bounds, expected", [
