@@ -168,9 +168,9 @@ def convert(value: Any, annotation: Any, option: str, bounds: Bounds | None = No
     raise _mismatch(value, annotation, option, bounds)
 
 
-def convert_field(f: Field, value: Any, annotation: Any, prefix: str = "") -> Any:
+def convert_field(f: Field, value: Any, annotation: Any) -> Any:
     """The value of dataclass field ``f`` (declared as ``annotation``) converted and bounded."""
-    return convert(value, annotation, prefix + f.name, f.metadata.get("bounds"))
+    return convert(value, annotation, f.name, f.metadata.get("bounds"))
 
 
 def keyword_parameters(target: Callable) -> dict[str, tuple[Any, Any]]:

@@ -17,6 +17,7 @@ run_config.json keeps the plain shape a TOML recipe uses: ``heads`` maps a task 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import typing
@@ -349,7 +350,9 @@ class TrainConfig:
             raise OptionError(f"{path}: {e.option}", e.problem) from e
 
 
+@functools.cache
 def _config_types() -> dict:
+    """TrainConfig's field types (its annotations are strings until resolved)."""
     return typing.get_type_hints(TrainConfig)
 
 
