@@ -10,6 +10,7 @@ from .io import (
     load_task,
     load_tasks,
     read_task_file,
+    task_file,
     write_issues,
 )
 from .sampling import SAMPLER_NAMES, Sampler, TaskBatches, get_sampler
@@ -21,5 +22,5 @@ __all__ = [
     "Batch", "DataFormatError", "DataIssue", "DataWarning", "Example", "Sampler", "TaskBatches",
     "TaskData", "TaskSpec",
     "collate", "get_sampler", "get_task", "load_task", "load_tasks", "read_task_file",
-    "write_issues", "write_synthetic_corpus",
+    "task_file", "write_issues", "write_synthetic_corpus",
 ]
