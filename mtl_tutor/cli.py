@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
+from .data.location import locate_data
+from .data_cli import add_data_parser
 from .run_config import TrainConfig
 
-PREDICTION_FILES = {  # CS224N starter-code names and headers
+# The names and headers the CS224N starter code writes (evaluation.py's test_model_multitask,
+# "Similiary" spelt as there; classifier.py's full-model CFIMDB files, not on the leaderboard).
+PREDICTION_FILES = {
     "sst": ("sst-{split}-output.csv", "Predicted_Sentiment"),
     "quora": ("para-{split}-output.csv", "Predicted_Is_Paraphrase"),
-    "sts": ("sts-{split}-output.csv", "Predicted_Similiarity"),
-    "cfimdb": ("cfimdb-{split}-output.csv", "Predicted_Sentiment"),
+    "sts": ("sts-{split}-output.csv", "Predicted_Similiary"),
+    "cfimdb": ("full-model-cfimdb-{split}-out.csv", "Predicted_Sentiment"),
 }
 
 
@@ -64,7 +68,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--backbone", default=d.backbone,
                    help="minilm-l6 (embedded), tiny, a checkpoint directory or a hub name")
-    p.add_argument("--data", help="directory of {task}-{split}.csv files")
+    p.add_argument("--data", help="folder of task files (default: $MTL_TUTOR_DATA, else where "
+                                  "mtl-tutor data download puts them)")
     p.add_argument("--out", help="run directory to create")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the interrupted run in RUN exactly (other options are ignored)")
@@ -162,10 +167,11 @@ def cmd_train(args) -> int:
 
     if args.resume:
         config, resume = TrainConfig.load(Path(args.resume) / "run_config.json"), True
-    elif args.data and args.out:
-        config, resume = config_from_args(args), False
+    elif args.out:
+        config = config_from_args(args)
+        config, resume = replace(config, data=str(locate_data(config.data, config.tasks))), False
     else:
-        raise SystemExit("error: train needs --data and --out (or --resume RUN)")
+        raise SystemExit("error: train needs --out (or --resume RUN)")
     rank, _ = init_from_env(resolve_device(config.device))
     try:
         summary = train(config, resume=resume)
@@ -185,15 +191,27 @@ def cmd_eval(args) -> int:
     from .data import load_task
     from .evaluate import evaluate, ordered_batches
 
+    if args.split == "test":
+        raise ValueError("the test split has no labels to score; evaluate --split dev, or write "
+                         "test predictions with mtl-tutor predict --split test")
     model, tokenizer, config = load_run(args.run, args.device)
+    data_dir = locate_data(args.data, config.tasks, (args.split,))
     loaders = {}
     for task in config.tasks:
-        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        data = load_task(data_dir, task, args.split, strict=args.strict_data)
         loaders[task] = [b.to(args.device) for b in ordered_batches(
             data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length)]
     print(json.dumps(evaluate(model, loaders)))
     return 0
+
+
+def prediction_text(task: str, value: float) -> str:
+    """One prediction as the starter code writes it: a class index for SST and CFIMDB, 0.0 or
+    1.0 for Quora, the score for STS."""
+    if task == "quora":
+        return str(float(value))
+    return str(value) if task == "sts" else str(int(value))
 
 
 def cmd_predict(args) -> int:
@@ -202,10 +220,11 @@ def cmd_predict(args) -> int:
     from .evaluate import ordered_batches, predict_task
 
     model, tokenizer, config = load_run(args.run, args.device)
+    data_dir = locate_data(args.data, config.tasks, (args.split,))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for task in config.tasks:
-        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        data = load_task(data_dir, task, args.split, strict=args.strict_data)
         batches = (b.to(args.device) for b in ordered_batches(
             data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length))
@@ -217,7 +236,7 @@ def cmd_predict(args) -> int:
             f.write(f"id \t {header} \n")
             for example in data.examples:  # the input file's order
                 value = by_id[example.id]
-                f.write(f"{example.id} , {value if task == 'sts' else int(value)} \n")
+                f.write(f"{example.id} , {prediction_text(task, value)} \n")
         print(f"wrote {path} ({len(data.examples)} rows)")
     return 0
 
@@ -234,7 +253,8 @@ def cmd_leaderboard(args) -> int:
     from .train import TrainingInterrupted
 
     try:
-        run_leaderboard(args.configs, args.data, args.out, parse_options(args.set, "--set"))
+        run_leaderboard(args.configs, locate_data(args.data), args.out,
+                        parse_options(args.set, "--set"))
     except TrainingInterrupted as e:
         print(f"interrupted: {e}; run the same command again to go on", file=sys.stderr)
         return 130
@@ -252,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                               ("predict", cmd_predict, "write CS224N-format prediction files")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--run", required=True, help="run directory written by train")
-        p.add_argument("--data", required=True)
+        p.add_argument("--data", help="folder of task files (default: as for train)")
         p.add_argument("--split", default="dev")
         p.add_argument("--device", default="cpu")
         p.add_argument("--strict-data", action="store_true")
@@ -266,11 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="run the recipes of TOML files over seeds; compare")
     p.add_argument("--configs", nargs="+", default=["configs"],
                    help="recipe files, or directories of *.toml files")
-    p.add_argument("--data", required=True, help="directory of {task}-{split}.csv files")
+    p.add_argument("--data", help="folder of task files (default: as for train)")
     p.add_argument("--out", default="runs/leaderboard", help="runs and leaderboard files")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig field for every run, e.g. backbone=tiny (repeatable)")
     p.set_defaults(func=cmd_leaderboard)
+    add_data_parser(sub)
     return parser
 
 
