@@ -1,4 +1,4 @@
-"""The ``mtl-tutor`` command: train, eval, predict, the demo and the leaderboard."""
+"""The ``mtl-tutor`` command: train, eval, predict, the demo, the leaderboard and the data."""
 
 from __future__ import annotations
 
