@@ -214,10 +214,10 @@ def check_conflict_fraction(records: Sequence[dict], answer) -> bool:
 def gradvac_direction(G: Tensor, target: float) -> Tensor:
     """GradVac's direction for ``G`` [K, P] when every pairwise target cosine is ``target``."""
     combiner = get_combiner("gradvac")
-    state = combiner.state_dict()
     K = G.shape[0]
-    state["targets"] = torch.full((1, K, K), float(target), dtype=torch.float64)
-    combiner.load_state_dict(state)
+    combiner.load_state_dict({**combiner.state_dict(), **{
+        f"target/model/{i}/{j}": torch.tensor(float(target), dtype=torch.float64)
+        for i in range(K) for j in range(K) if i != j}})
     return combiner(G.double(), torch.ones(K, dtype=torch.float64))
 
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 from combiner_helpers import fresh, gradient_matrix
 
-from mtl_tutor.combiners import get_combiner
+from mtl_tutor.combiners import ColumnGroups, EpochEnd, LossesAfterStep, get_combiner
 
 
 def test_dwa_follows_eq_7_over_several_epochs():
-    dwa = get_combiner("dwa", temperature=2.0)
+    dwa = get_combiner("dwa", temperature=2.0, tasks=["a", "b", "c"])
     epochs = [[1.0, 2.0, 4.0], [0.8, 1.9, 2.0], [0.4, 1.8, 1.9], [0.3, 1.0, 1.8]]
     assert torch.equal(dwa.loss_weights(torch.ones(3)), torch.ones(3))
     for t, means in enumerate(epochs):
-        dwa.on_epoch_end(torch.tensor(means))
+        dwa.on_event(EpochEnd(t, dict(zip("abc", means))))
         if t == 0:
             assert torch.equal(dwa.loss_weights(torch.ones(3)), torch.ones(3))
             continue
@@ -30,21 +30,25 @@ def test_dwa_follows_eq_7_over_several_epochs():
 
 
 def test_uncertainty_gradients_are_those_of_kendall_loss():
-    uw = get_combiner("uncertainty", num_tasks=3, kinds="classification,classification,regression")
+    uw = get_combiner("uncertainty", tasks=["sst", "quora", "sts"],
+                      kinds="classification,classification,regression")
+    s = torch.tensor([0.3, -0.2, 0.5])
     with torch.no_grad():
-        uw.log_variances.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        for value, parameter in zip(s, uw.parameters()):
+            parameter.copy_(value)
     losses = torch.tensor([0.7, 1.3, 2.0], requires_grad=True)
     weights = uw.loss_weights(losses)
     (weights * losses).sum().backward()
-    s, c = uw.log_variances.detach(), torch.tensor([1.0, 1.0, 0.5])
+    c = torch.tensor([1.0, 1.0, 0.5])
     kendall = c * torch.exp(-s)
     assert torch.allclose(weights.detach(), kendall)
     assert torch.allclose(losses.grad, kendall)  # what multiplies each task gradient
-    assert torch.allclose(uw.log_variances.grad, -kendall * losses.detach() + 0.5)
+    grads = torch.stack([p.grad for p in uw.parameters()])
+    assert torch.allclose(grads, -kendall * losses.detach() + 0.5)
 
 
 def test_uncertainty_balances_weighted_losses_at_its_optimum():
-    uw = get_combiner("uncertainty", num_tasks=2)
+    uw = get_combiner("uncertainty", tasks=["a", "b"])
     optimiser = torch.optim.SGD(uw.parameters(), lr=0.5)
     losses = torch.tensor([0.1, 10.0])
     for _ in range(300):
@@ -54,11 +58,30 @@ def test_uncertainty_balances_weighted_losses_at_its_optimum():
     assert torch.allclose(uw.loss_weights(losses).detach() * losses, torch.full((2,), 0.5))
 
 
-def test_uncertainty_names_a_task_count_mismatch():
-    with pytest.raises(ValueError, match="num_tasks"):
-        get_combiner("uncertainty", num_tasks=3).loss_weights(torch.ones(2))
+def test_uncertainty_derives_its_tasks_and_keeps_each_tasks_log_variance():
+    # No task count to set: a log-variance per declared task, or per task as it first appears.
+    declared = get_combiner("uncertainty", tasks=["sst", "quora", "sts"])
+    assert len(declared.parameters()) == 3
+    undeclared = get_combiner("uncertainty", kinds={"a": "classification", "b": "regression"})
+    assert torch.allclose(undeclared.loss_weights(torch.ones(2), ["b", "a"]).detach(),
+                          torch.tensor([0.5, 1.0]))
+    # A step holding one task trains that task's log-variance only.
+    (declared.loss_weights(torch.tensor([2.0]), ["quora"]) * 2.0).sum().backward()
+    grads = {t: p.grad for t, p in declared.log_variances.items()}
+    assert grads["sst"] is None and grads["sts"] is None
+    assert float(grads["quora"]) == pytest.approx(-0.5 * 2.0 + 0.5)
+
+
+def test_uncertainty_names_a_kinds_mismatch():
     with pytest.raises(ValueError, match="kinds"):
-        get_combiner("uncertainty", num_tasks=2, kinds="regression,ranking")
+        get_combiner("uncertainty", tasks=["a", "b", "c"], kinds="regression,classification")
+    with pytest.raises(ValueError, match="kinds"):
+        get_combiner("uncertainty", kinds="regression,ranking")
+    with pytest.raises(ValueError, match="kinds.*no kind for task 'c'"):
+        get_combiner("uncertainty", kinds={"a": "regression"}).loss_weights(torch.ones(1), ["c"])
+    with pytest.raises(ValueError, match="declare the tasks"):
+        get_combiner("uncertainty", kinds="regression,classification").loss_weights(
+            torch.ones(2))
 
 
 def test_famo_matches_the_official_update_written_with_autograd():
@@ -75,18 +98,16 @@ def test_famo_matches_the_official_update_written_with_autograd():
         c = (z / (losses.detach() + 1e-8)).sum()
         (torch.log(losses + 1e-8) * z / c).sum().backward()
         assert torch.allclose(famo.loss_weights(before), losses.grad)
-        famo.on_step_end(after)
+        famo.on_event(LossesAfterStep(dict(zip(["0", "1", "2"], after.tolist()))))
         delta = torch.log(before + 1e-8) - torch.log(after + 1e-8)
         logits.grad = torch.autograd.grad(torch.softmax(logits, 0), logits, delta)[0]
         reference.step()
         assert torch.allclose(famo.logits, logits)
 
 
-def test_gradnorm_needs_attach_and_follows_algorithm_1():
-    with pytest.raises(RuntimeError, match="attach"):
-        get_combiner("gradnorm")(torch.ones(2, 3), torch.ones(2))
+def test_gradnorm_follows_algorithm_1_on_the_last_layer_group():
     gradnorm = get_combiner("gradnorm", alpha=1.5, lr=0.05, layer="last")
-    gradnorm.attach([("first", slice(0, 4)), ("last", slice(4, 10))])
+    gradnorm.on_event(ColumnGroups((("first", slice(0, 4)), ("last", slice(4, 10)))))
     weights = torch.ones(3, dtype=torch.float64, requires_grad=True)
     reference = torch.optim.Adam([weights], lr=0.05)
     initial = None
@@ -108,9 +129,18 @@ def test_gradnorm_needs_attach_and_follows_algorithm_1():
         assert torch.allclose(gradnorm.task_weights, weights)
 
 
+def test_gradnorm_without_column_groups_uses_every_column():
+    G = gradient_matrix("random", 2, 6, 1.0, 0)
+    whole, told = get_combiner("gradnorm"), get_combiner("gradnorm")
+    told.on_event(ColumnGroups((("all", slice(0, 6)),)))
+    for _ in range(3):
+        assert torch.equal(whole(G, torch.ones(2)), told(G, torch.ones(2)))
+
+
 def test_gradnorm_rejects_an_unknown_layer():
     with pytest.raises(ValueError, match="layer"):
-        get_combiner("gradnorm", layer="pooler").attach([("encoder", slice(0, 3))])
+        get_combiner("gradnorm", layer="pooler").on_event(ColumnGroups((("encoder",
+                                                                          slice(0, 3)),)))
 
 
 def test_dbmtl_follows_its_ema_and_balancing():
@@ -149,7 +179,8 @@ def test_gradattention_learns_a_direction_that_helps_the_worst_task(mode):
     for _ in range(40):
         d = attention(G, losses)
     assert worst(d) > first
-    assert all(p.grad is None for p in attention.parameters())  # the trainer never steps them
+    assert attention.parameters() == []  # the trainer never steps the network
+    assert all(p.grad is None for p in attention.network.parameters())
 
 
 def test_gradattention_full_mode_is_a_signed_chunk_sum_over_one_byte_per_parameter():

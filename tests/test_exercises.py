@@ -129,11 +129,11 @@ def test_gradattention_direction_does_not_train_the_combiner():
     from mtl_tutor.combiners import get_combiner
 
     combiner = get_combiner("gradattention", subset_size=3)
-    before = [p.clone() for p in combiner.parameters()]
+    before = [p.clone() for p in combiner.network.parameters()]
     alpha = combiner.attention(combiner.tokens(CONFLICTING)).detach()
     assert check_gradattention_direction(combiner, CONFLICTING, alpha @ CONFLICTING)
     assert not check_gradattention_direction(combiner, CONFLICTING, CONFLICTING.mean(0) * 3)
-    assert all(torch.equal(a, b) for a, b in zip(before, combiner.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, combiner.network.parameters()))
 
 
 def test_best_combiner(capsys):

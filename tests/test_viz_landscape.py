@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from mtl_tutor.combiners import COMBINER_NAMES
 from mtl_tutor.viz.landscape import (
     ConflictLandscape,
     jacobians,
@@ -147,3 +148,10 @@ def test_widget_redraws_when_combiners_change():
     names = {t.name for t in view.figure_widget.data}
     assert {"sum", "pcgrad"} <= names
     assert all(len(path) == 31 for path in view.trajectories()["pcgrad"])
+
+
+@pytest.mark.parametrize("name", COMBINER_NAMES)
+@pytest.mark.parametrize("problem", list(TOY_PROBLEMS))
+def test_every_combiner_draws_finite_paths(name, problem):
+    for path in trajectories(problem, name, steps=8):
+        assert np.all(np.isfinite(path)) and 1 <= len(path) <= 9

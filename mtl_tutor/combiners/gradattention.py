@@ -31,9 +31,10 @@ loss falls along the unit direction d (divided by the typical gradient norm so t
 task, like MGDA's max-min objective, while staying smooth. The direction returned is the one
 computed before the step.
 
-``parameters()`` returns the network's parameters, which the combiner updates itself;
-``state_dict()`` carries them, the Adam state and the step count. Weights are a convex
-combination, so d = sum_k g_k / K when the network is indifferent.
+The network (``network``) is the combiner's own and is stepped by it, never by the trainer's
+optimiser; ``state_dict()`` carries it, its Adam state and the step count. The tasks are read
+in the combiner's canonical order. Weights are a convex combination, so d = sum_k g_k / K when
+the network is indifferent.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from .adam_state import adam_tensors, load_adam_tensors
-from .base import Combination, Combiner, check_inputs, gramian_of, weighted_sum
+from .base import Combination, Combiner, relative_change, weighted_sum
 from .options import one_of, positive, positive_int
 
 MODES = ("subset", "full")
@@ -97,9 +98,6 @@ class GradAttention(Combiner):
         self.steps = 0
         self._coordinates: dict[tuple[int, str], Tensor] = {}  # (P, device) -> indices or signs
 
-    def parameters(self) -> list[Tensor]:
-        return list(self.network.parameters())
-
     def _fixed_draw(self, P: int, device: torch.device) -> Tensor:
         """Subset indices or sketch signs for P columns, a function of (seed, P) only."""
         key = (P, str(device))
@@ -132,20 +130,19 @@ class GradAttention(Combiner):
         hidden = self.network["encoder"](self.network["embed"](tokens)[None])  # (1, K, d_model)
         return torch.softmax(self.network["score"](hidden)[0, :, 0], dim=0)
 
-    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        return self.combine(G, losses).direction
-
-    def combine(self, G: Tensor, losses: Tensor) -> Combination:
-        check_inputs(G, losses)
-        gramian = gramian_of(G)
+    def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
+                  ) -> Combination:
+        order = torch.tensor(self.canonical_order(tasks))
         with torch.enable_grad():
-            alpha = self.attention(self.tokens(G))
+            alpha = self.attention(self.tokens(G)[order])  # canonical order
             scale = gramian.diagonal().mean()
             if scale > 0:
-                self._learn(alpha.double(), gramian / scale)
+                self._learn(alpha.double(), gramian[order][:, order] / scale)
         self.steps += 1
-        weights = alpha.detach()
-        return Combination(weighted_sum(weights, G), gramian, weights.double().cpu())
+        weights = torch.empty(len(tasks), dtype=torch.float64)
+        weights[order] = alpha.detach().double()  # row order
+        return Combination(weighted_sum(weights, G), gramian, weights,
+                           relative_change([(gramian, weights)]))
 
     def _learn(self, alpha: Tensor, gramian: Tensor) -> None:
         """One Adam step on the soft minimum of the tasks' directional improvements."""

@@ -217,11 +217,11 @@ class GradientGeometry:
         name = self.combiner
         if self._model_gradients is None:
             G = torch.as_tensor(self.gradients)
-            d = combined_direction(name, G, self.losses, self.seed)
-            total = combined_direction("sum", G, self.losses)
+            d = combined_direction(name, G, self.losses, self.task_names, self.seed)
+            total = combined_direction("sum", G, self.losses, self.task_names)
             return (G.numpy(), d.numpy(), total.numpy(), (G @ G.T).numpy(), (G @ d).numpy(), "")
         G, losses, method, scale = self._model_gradients
-        d = combined_direction(name, G, losses, self.seed)
+        d = combined_direction(name, G, losses, self.task_names, self.seed)
         projection = project_onto_span(G, d, method)
         total = project_onto_span(G, G.sum(0), method).direction
         gramian = (G @ G.T).double().numpy()
@@ -241,7 +241,7 @@ class GradientGeometry:
         gradients, d, total, gramian, g_dot_d, note = self._state()
         construct = CONSTRUCTIONS.get(name)
         constructions = [] if construct is None else construct(
-            gradients, self.task_names, fresh_combiner(name, self.dim, self.seed)
+            gradients, self.task_names, fresh_combiner(name, self.dim, self.task_names, self.seed)
         )
         fig = geometry_figure(gradients, d, combiner_name=name, task_names=self.task_names,
                               reference=total, constructions=constructions)
