@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, get_combiner
+from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, Combination, get_combiner
 from mtl_tutor.viz import GradientGeometry, combiner_figure, geometry_figure, project_onto_span
 from mtl_tutor.viz.arrows import arrow_tip
 from mtl_tutor.viz.constructions import (
@@ -202,3 +202,19 @@ def test_every_combiner_draws_with_two_three_and_four_tasks(name, num_tasks, dim
     np.testing.assert_allclose(drawn, expected_direction(name, view.gradients), atol=1e-9)
     figure = combiner_figure(view.gradients, name)
     np.testing.assert_allclose(arrow_tip(shaft(figure, f"d ({name})")), drawn, atol=1e-9)
+
+
+def test_model_gradients_with_nan_are_refused_naming_the_task():
+    G = torch.randn(3, 50, dtype=torch.float64)
+    G[2, 7] = float("nan")
+    with pytest.raises(ValueError, match="task 'sts'.*NaN"):
+        GradientGeometry.from_gradients(G)
+
+
+def test_a_failing_combiner_shows_a_message_instead_of_a_figure(monkeypatch):
+    view = GradientGeometry(num_tasks=2, dim=2, combiner="sum")
+    monkeypatch.setattr("mtl_tutor.combiners.pcgrad.PCGrad.direction",
+                        lambda self, G, *rest: Combination(torch.full_like(G[0], float("nan"))))
+    view.combiner_dropdown.value = "pcgrad"  # a combiner that returns NaN
+    assert "mtl-geometry-error" in view.readout.value and "not finite" in view.readout.value
+    assert "not finite" in view._repr_mimebundle_()["text/plain"]

@@ -2,8 +2,9 @@
 -> one direction ``d`` [P].
 
 ``combine(G, losses, tasks)`` names the rows (``tasks``; without it, see
-:mod:`~mtl_tutor.combiners.task_names`), checks the inputs' shapes, forms the Gramian ``G G^T``
-once in float64, and hands the method its inputs. There are three kinds of method:
+:mod:`~mtl_tutor.combiners.task_names`), checks the inputs (a NaN or infinite loss or gradient is
+a ValueError naming the task, before any solver runs), forms the Gramian ``G G^T`` once in
+float64, and hands the method its inputs. There are three kinds of method:
 
 * :class:`GramianCombiner`: ``weights(gramian, losses, tasks)`` -> K weights, ``d = weights @ G``;
 * :class:`LossWeighting`: ``weights_from_losses(losses, tasks)`` -> K weights; the trainer then
@@ -32,6 +33,9 @@ from torch import Tensor
 from .events import TrainingEvent
 from .task_names import canonical_order, checked_names, row_names
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+HALF_CHUNK = 1 << 20  # columns converted to float32 at a time for a half-precision Gramian
+
 
 class Combination(NamedTuple):
     """A combiner's direction with what it computed on the way, for the trainer's statistics.
@@ -57,10 +61,17 @@ def gramian_of(G: Tensor) -> Tensor:
     """The Gramian ``G G^T`` [K, K] as float64 on the CPU.
 
     One dot product per pair of rows: for a short, wide ``G`` (K tasks, millions of
-    parameters) the matrix product ``G @ G.T`` runs several times slower on the CPU and, in
-    float32, less exactly.
+    parameters) the matrix product ``G @ G.T`` runs several times slower on the CPU. Half
+    precision rows would overflow at 65504, so their products are accumulated in float32, a
+    chunk of columns at a time.
     """
     K = G.shape[0]
+    if G.dtype in HALF_DTYPES:
+        gramian = torch.zeros(K, K, dtype=torch.float64, device=G.device)
+        for start in range(0, G.shape[1], HALF_CHUNK):
+            block = G[:, start:start + HALF_CHUNK].float()
+            gramian += (block @ block.T).double()
+        return gramian.cpu()
     rows, columns = torch.triu_indices(K, K).tolist()
     dots = torch.stack([torch.dot(G[i], G[j]) for i, j in zip(rows, columns)])
     gramian = torch.empty(K, K, dtype=torch.float64)
@@ -106,6 +117,24 @@ def check_inputs(G: Tensor, losses: Tensor) -> None:
         )
 
 
+def check_finite_losses(losses: Tensor, tasks: Sequence[str]) -> None:
+    """A ValueError naming the first task whose loss is NaN or infinite."""
+    values = losses.detach().tolist()
+    for task, value in zip(tasks, values):
+        if not math.isfinite(value):
+            raise ValueError(f"the loss of task {task!r} is {value}; a combiner needs finite "
+                             "losses")
+
+
+def check_finite_gradients(gramian: Tensor, tasks: Sequence[str]) -> None:
+    """A ValueError naming the first task whose gradient holds NaN or infinity: the Gramian's
+    diagonal ``|g_k|^2`` is non-finite exactly then (or when the squared norm overflows)."""
+    for task, value in zip(tasks, gramian.diagonal().tolist()):
+        if not math.isfinite(value):
+            raise ValueError(f"the gradient of task {task!r} holds NaN or infinite values (its "
+                             f"squared norm is {value}); a combiner needs finite gradients")
+
+
 class Combiner(ABC):
     """Map per-task gradients ``G`` [K, P] and task losses [K] to one update direction [P].
 
@@ -140,11 +169,14 @@ class Combiner(ABC):
                 ) -> Combination:
         """The direction for ``G`` [K, P] and ``losses`` [K] with what was computed on the way.
 
-        ``tasks`` names the rows. Raises a ValueError naming the input when a shape is wrong.
+        ``tasks`` names the rows. Raises a ValueError naming the task when a loss or a
+        gradient is not finite, and naming the input when a shape is wrong.
         """
         check_inputs(G, losses)
         names = row_names(G.shape[0], tasks, self.tasks)
+        check_finite_losses(losses, names)
         gramian = gramian_of(G)
+        check_finite_gradients(gramian, names)
         return self.direction(G, gramian, losses.detach().to("cpu", torch.float64), names)
 
     def __call__(self, G: Tensor, losses: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
@@ -237,6 +269,7 @@ class LossWeighting(Combiner):
         if losses.dim() != 1:
             raise ValueError(f"losses must have shape [K], got {tuple(losses.shape)}")
         names = row_names(losses.shape[0], tasks, self.tasks)
+        check_finite_losses(losses, names)
         return in_canonical_order(self.weights_from_losses, names, self.canonical_order(names),
                                   losses)
 

@@ -65,7 +65,8 @@ class DBMTL(Combiner):
             self.steps[task] = t = self.steps.get(task, 0) + 1
             decay = self.beta / t**self.beta_sigma
             m.mul_(decay).add_(G[k], alpha=(1 - decay) / (float(losses[k]) + EPS))  # EMA, in place
-            self.norms[task] = float(m.norm())
+            norm_dtype = torch.promote_types(m.dtype, torch.float32)  # half norms would overflow
+            self.norms[task] = float(torch.linalg.vector_norm(m, dtype=norm_dtype))
         largest = max(self.norms.values())
         scales = torch.tensor([largest / self.norms[t] if self.norms[t] > 0 else 0.0
                                for t in tasks], dtype=torch.float64)
@@ -81,4 +82,6 @@ class DBMTL(Combiner):
                       if k.startswith("step/")}
         self.momentum = {k.removeprefix("momentum/"): v.clone() for k, v in state.items()
                          if k.startswith("momentum/")}
-        self.norms = {task: float(m.norm()) for task, m in self.momentum.items()}
+        self.norms = {task: float(torch.linalg.vector_norm(
+            m, dtype=torch.promote_types(m.dtype, torch.float32))) for task, m in
+            self.momentum.items()}

@@ -39,6 +39,8 @@ the network is indifferent.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 
@@ -47,6 +49,19 @@ from .base import Combination, Combiner, relative_change, weighted_sum
 from .options import one_of, positive, positive_int
 
 MODES = ("subset", "full")
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block. The network's tensors are tiny: several
+    threads only wait on each other, and on a busy CPU every one of its hundreds of small
+    operations then costs milliseconds (a 2-D landscape of 3,000 calls took minutes)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class GradAttention(Combiner):
@@ -94,7 +109,7 @@ class GradAttention(Combiner):
                 "encoder": nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False),
                 "score": nn.Linear(d_model, 1),
             })
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr, foreach=True)
         self.steps = 0
         self._coordinates: dict[tuple[int, str], Tensor] = {}  # (P, device) -> indices or signs
 
@@ -117,10 +132,9 @@ class GradAttention(Combiner):
             tokens = G[:, draw]
         else:
             chunks = torch.arange(self.sketch_size + 1) * G.shape[1] // self.sketch_size
-            tokens = torch.stack(
-                [G[:, a:b] @ draw[a:b].to(G.dtype) for a, b in zip(chunks[:-1], chunks[1:])],
-                dim=1,
-            )
+            dtype = torch.promote_types(G.dtype, torch.float32)  # half sums would overflow
+            tokens = torch.stack([G[:, a:b].to(dtype) @ draw[a:b].to(dtype)
+                                  for a, b in zip(chunks[:-1], chunks[1:])], dim=1)
         tokens = tokens.detach().to("cpu", torch.float64)
         largest = tokens.norm(dim=1).max()
         return (tokens / largest if largest > 0 else tokens).float()
@@ -133,7 +147,7 @@ class GradAttention(Combiner):
     def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
                   ) -> Combination:
         order = torch.tensor(self.canonical_order(tasks))
-        with torch.enable_grad():
+        with torch.enable_grad(), one_thread():
             alpha = self.attention(self.tokens(G)[order])  # canonical order
             scale = gramian.diagonal().mean()
             if scale > 0:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from .adam_state import TaskValues, by_task, from_tasks
-from .base import Combination, Combiner, relative_change, weighted_sum
+from .base import HALF_DTYPES, Combination, Combiner, relative_change, weighted_sum
 from .events import ColumnGroups, TrainingEvent
 from .options import non_negative, positive
 
@@ -91,7 +91,8 @@ class GradNorm(Combiner):
         weights[order] = learnt.detach()  # row order
         d = weighted_sum(weights, G)
 
-        norms = G[:, self.columns].norm(dim=1)
+        layer = G[:, self.columns]
+        norms = (layer.float() if layer.dtype in HALF_DTYPES else layer).norm(dim=1)
         layer_norms = norms.to("cpu", torch.float64)[order]  # ||g_k[W]||, canonical order
         weighted_norms = learnt.detach() * layer_norms
         tiny = torch.finfo(torch.float64).tiny

@@ -25,5 +25,8 @@ def fresh_combiner(name: str, num_params: int, tasks: Sequence[str], seed: int =
 def combined_direction(name: str, G: Tensor, losses: Tensor, tasks: Sequence[str],
                        seed: int = 0) -> Tensor:
     """The direction ``d`` [P] a fresh ``name`` combiner returns for ``G`` [K, P] (rows named
-    ``tasks``) and ``losses``."""
-    return fresh_combiner(name, G.shape[1], tasks, seed)(G, losses).detach()
+    ``tasks``) and ``losses``; a ValueError when it is not finite."""
+    d = fresh_combiner(name, G.shape[1], tasks, seed)(G, losses).detach()
+    if not bool(d.isfinite().all()):
+        raise ValueError(f"{name} gave a direction that is not finite: {d.tolist()}")
+    return d

@@ -82,8 +82,10 @@ def trajectories(
         losses, J = jacobians(toy, np.stack([paths[i][-1] for i in running]))
         finite = np.isfinite(losses).all(axis=1) & np.isfinite(J).all(axis=(1, 2))
         for row, i in enumerate(running):
-            d = combiners[i](torch.as_tensor(J[row]), torch.as_tensor(losses[row])).detach()
-            step = lr * d.numpy()
+            step = np.zeros(2)
+            if finite[row]:  # a combiner refuses NaN: the path ends here
+                d = combiners[i](torch.as_tensor(J[row]), torch.as_tensor(losses[row]))
+                step = lr * d.detach().numpy()
             length = float(np.linalg.norm(step))
             finite[row] &= np.isfinite(length)
             if finite[row] and length > toy.max_step:
