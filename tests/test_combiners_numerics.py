@@ -76,17 +76,18 @@ def test_a_non_finite_loss_is_refused_naming_the_task(name, value):
 # Each real-valued option with values it must refuse (NaN and infinities everywhere).
 BAD_OPTIONS = [
     ("cagrad", "c", -0.1), ("cagrad", "rescale", 1.0), ("cagrad", "rescale", True),
-    ("gradvac", "beta", 1.5), ("gradvac", "per_group", 1),
+    ("gradvac", "beta", 1.5), ("gradvac", "initial_target", 1.0),
+    ("gradvac", "target_update", "sometimes"), ("gradvac", "per_group", 1),
     ("dwa", "temperature", 0.0), ("famo", "lr", 0.0), ("famo", "gamma", -1.0),
     ("gradnorm", "alpha", -1.0), ("gradnorm", "lr", 0.0), ("dbmtl", "beta", 2.0),
     ("dbmtl", "beta_sigma", -0.5), ("fairgrad", "alpha", 0.0), ("nashmtl", "max_norm", -1.0),
     ("nashmtl", "update_weights_every", 0), ("gradattention", "lr", 0.0),
     ("gradattention", "temperature", -1.0), ("gradattention", "subset_size", 0),
-    ("gradattention", "mode", "everything"), ("aligned", "scale_mode", "max"),
+    ("gradattention", "mode", "subset"), ("aligned", "scale_mode", "max"),
     ("uncertainty", "kinds", "ranking"),
 ]
-REAL_OPTIONS = [("cagrad", "c"), ("gradvac", "beta"), ("dwa", "temperature"),
-                ("famo", "lr"), ("famo", "gamma"),
+REAL_OPTIONS = [("cagrad", "c"), ("gradvac", "beta"), ("gradvac", "initial_target"),
+                ("dwa", "temperature"), ("famo", "lr"), ("famo", "gamma"),
                 ("gradnorm", "alpha"), ("gradnorm", "lr"), ("dbmtl", "beta"),
                 ("dbmtl", "beta_sigma"), ("fairgrad", "alpha"), ("nashmtl", "max_norm"),
                 ("gradattention", "lr"), ("gradattention", "temperature")]
