@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from mtl_tutor.combiners import COMBINER_NAMES, get_combiner
+from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, get_combiner
 from mtl_tutor.run_config import TrainConfig
 from mtl_tutor.train import build_run, take_step
 
@@ -57,9 +57,8 @@ def main() -> None:
     batches = [[next(run.streams[t]).to(device)] for t in config.tasks]  # one micro-batch each
     combiners = {"sum": run.combiner}
     for name in names:
-        options = {"num_tasks": len(batches)} if name == "uncertainty" else {}
-        combiners[name] = get_combiner(name, seed=0, **options)
-        combiners[name].attach(run.grads.layer_slices)
+        combiners[name] = get_combiner(name, seed=0, tasks=config.tasks)
+        combiners[name].on_event(ColumnGroups(tuple(run.grads.layer_slices)))
     for name in ("sum", *names):  # warm-up: allocator, lazy state of each combiner
         run.combiner = combiners[name]
         timed_step(run, batches, device)

@@ -213,12 +213,8 @@ def check_conflict_fraction(records: Sequence[dict], answer) -> bool:
 
 def gradvac_direction(G: Tensor, target: float) -> Tensor:
     """GradVac's direction for ``G`` [K, P] when every pairwise target cosine is ``target``."""
-    combiner = get_combiner("gradvac")
-    state = combiner.state_dict()
-    K = G.shape[0]
-    state["targets"] = torch.full((1, K, K), float(target), dtype=torch.float64)
-    combiner.load_state_dict(state)
-    return combiner(G.double(), torch.ones(K, dtype=torch.float64))
+    combiner = get_combiner("gradvac", initial_target=float(target))
+    return combiner(G.double(), torch.ones(G.shape[0], dtype=torch.float64))
 
 
 def check_gradvac_direction(G: Tensor, target: float, answer) -> bool:
@@ -256,17 +252,24 @@ def check_intervention_count(records: Sequence[dict], answer, *, threshold: floa
 
 # ---- 05: GradAttention -----------------------------------------------------------------------
 def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
-    """Exercise 05: ``d = alpha @ G`` with ``alpha`` the combiner's current attention weights
-    over the rows of ``G`` (read without training the combiner)."""
+    """Exercise 05: the direction with ``alpha`` the combiner's current attention weights over
+    the rows of ``G`` (read without training the combiner): ``d = alpha @ G`` on the subset
+    ``combiner.coordinates`` of its last call and zero elsewhere in "report" mode, ``alpha @ G``
+    in the other modes."""
     if _unanswered(answer):
         return False
     with torch.no_grad():
-        alpha = combiner.attention(combiner.tokens(G))
-    truth = alpha.to(G.dtype) @ G
+        alpha = combiner.attention(combiner.tokens(G)).to(G.dtype)
+    if combiner.mode == "report":
+        truth = torch.zeros_like(G[0])
+        truth[combiner.coordinates] = alpha @ G[:, combiner.coordinates]
+    else:
+        truth = alpha @ G
     right = _compare_arrays(truth, answer, "your GradAttention direction")
     if not right:
         print("  Hint: alpha = combiner.attention(combiner.tokens(G)) sums to 1 over the tasks; "
-              "d weights each task gradient by its alpha.")
+              "d weights each task gradient by its alpha, on the coordinates "
+              "combiner.coordinates only in the report's mode.")
     return right
 
 

@@ -6,7 +6,7 @@ global RNG with the same seed makes the draws identical when both make the same 
 same order, which is what makes the PCGrad, GradVac, GradDrop and RLW comparisons exact.
 Scaling conventions that differ are noted at each test. LibMTL (the other reference) cannot be
 imported with our torch (its package imports torchvision), so DWA and the loss weightings are
-checked against re-derivations in test_combiners_loss_based.py instead.
+checked against re-derivations in test_combiners_learned.py instead.
 """
 
 import warnings
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from torchjd import aggregation as tjd
-from torchjd._linalg._dual_cone import QuadprogProjector
+from torchjd.linalg import QuadprogProjector
 
 from mtl_tutor.combiners import get_combiner
 from mtl_tutor.combiners.cagrad import CAGrad

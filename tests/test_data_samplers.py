@@ -76,7 +76,7 @@ def test_warmup_trains_one_task_first_then_the_sampler(name):
 
 @pytest.mark.parametrize("name, options", [
     ("round-robin", {"task_order": "shuffled"}), ("sequential", {}), ("proportional", {}),
-    ("annealed", {"epochs": 3}), ("annealed", {"warmup_task": "sts", "warmup_epochs": 1}),
+    ("annealed", {"epochs": 3}), ("annealed", {"warmup_task": "sst", "warmup_epochs": 1}),
 ])
 def test_restored_sampler_yields_exactly_the_same_next_steps(name, options):
     sampler = get_sampler(name, SIZES, 10, seed=7, **options)
@@ -118,3 +118,17 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(sampling)
     assert result.attempted >= 1 and result.failed == 0
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("round-robin", {}), ("round-robin", {"task_order": "shuffled"}), ("sequential", {}),
+    ("proportional", {}), ("annealed", {}),
+    ("round-robin", {"warmup_task": "sst", "warmup_epochs": 1}),
+    ("round-robin", {"warmup_task": "sst", "warmup_epochs": 0}),
+])
+@pytest.mark.parametrize("sizes", [SIZES, {"sst": 30}])
+def test_a_sampler_says_whether_every_step_holds_every_task(name, options, sizes):
+    sampler = get_sampler(name, sizes, 10, seed=2, **options)
+    steps = [tasks for epoch in range(3) for tasks in epoch_steps(sampler, epoch)]
+    every = all(sorted(tasks) == sorted(sizes) for tasks in steps)
+    assert sampler.every_step_holds_every_task == every

@@ -128,12 +128,26 @@ def test_gradvac_direction_reaches_the_target_cosine():
 def test_gradattention_direction_does_not_train_the_combiner():
     from mtl_tutor.combiners import get_combiner
 
-    combiner = get_combiner("gradattention", subset_size=3)
-    before = [p.clone() for p in combiner.parameters()]
+    combiner = get_combiner("gradattention", subset_size=3, mode="fixed-subset")
+    before = [p.clone() for p in combiner.network.parameters()]
     alpha = combiner.attention(combiner.tokens(CONFLICTING)).detach()
     assert check_gradattention_direction(combiner, CONFLICTING, alpha @ CONFLICTING)
     assert not check_gradattention_direction(combiner, CONFLICTING, CONFLICTING.mean(0) * 3)
-    assert all(torch.equal(a, b) for a, b in zip(before, combiner.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, combiner.network.parameters()))
+
+
+def test_gradattention_direction_in_the_reports_mode_lives_on_the_last_subset():
+    from mtl_tutor.combiners import get_combiner
+
+    G = torch.randn(2, 50, generator=torch.Generator().manual_seed(0))
+    combiner = get_combiner("gradattention", subset_size=5)
+    combiner(G, torch.ones(2))  # draws a subset
+    S = combiner.coordinates
+    alpha = combiner.attention(combiner.tokens(G, S)).detach()
+    d = torch.zeros(50)
+    d[S] = alpha @ G[:, S]
+    assert check_gradattention_direction(combiner, G, d)
+    assert not check_gradattention_direction(combiner, G, alpha @ G)
 
 
 def test_best_combiner(capsys):

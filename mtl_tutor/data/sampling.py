@@ -159,6 +159,13 @@ class Sampler(ABC):
     def task_names(self) -> tuple[str, ...]:
         return tuple(self.task_sizes)
 
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        """Whether every step holds a batch of every task (combiners that need all tasks in
+        each step ask this). True for round-robin; one-task-per-step samplers only when there
+        is a single task."""
+        return len(self.task_names) == 1
+
     def batches(self, task: str) -> int:
         """Batches in one pass over ``task``."""
         return math.ceil(self.task_sizes[task] / self.batch_size)
@@ -247,6 +254,10 @@ class RoundRobinSampler(Sampler):
 
     def options(self) -> dict:
         return {"epoch_length": self.epoch_length, "task_order": self.task_order}
+
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        return True
 
     def steps_per_epoch(self, epoch: int = 0) -> int:
         counts = [self.batches(t) for t in self.task_names]
@@ -358,6 +369,12 @@ class WarmupSampler(Sampler):
     def options(self) -> dict:
         return {"sampler": self.sampler.config(), "warmup_task": self.warmup_task,
                 "warmup_epochs": self.warmup_epochs}
+
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        """The warm-up's steps hold one task only."""
+        single = len(self.task_names) == 1
+        return (single or self.warmup_epochs == 0) and self.sampler.every_step_holds_every_task
 
     def __repr__(self) -> str:
         return (f"WarmupSampler({self.sampler!r}, warmup_task={self.warmup_task!r}, "
