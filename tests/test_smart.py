@@ -129,6 +129,7 @@ def test_smart_after_combining_adds_its_gradient_to_the_combined_direction(
         if batch.task == "sts":
             smart = gradient(term, shared)
     assert smart.norm() > 0
+    assert model.smart_loss(step[0][0]) == 0.0  # SST has no SMART term
     expected = combiner(torch.stack(rows), torch.tensor(task_losses))
     if placement == "after-combining":
         expected = expected + smart
