@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .data.location import locate_data
 from .data_cli import add_data_parser
-from .run_config import TrainConfig
+from .run_config import SMART_PLACEMENTS, TrainConfig
 
 # The names and headers the CS224N starter code writes (evaluation.py's test_model_multitask,
 # "Similiary" spelt as there; classifier.py's full-model CFIMDB files, not on the leaderboard).
@@ -91,7 +91,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux-loss", action="append", default=[], metavar="TASK=NAME",
                    help="add an auxiliary loss (mnrl, triplet, smart, bregman), e.g. sts=mnrl")
     p.add_argument("--aux-loss-opt", action="append", default=[], metavar="TASK.NAME.KEY=VALUE",
-                   help="e.g. sts.mnrl.weight=0.5 or sts.mnrl.positives=sts-cosine")
+                   help="e.g. sts.mnrl.weight=0.5 or sts.mnrl.positives=sts-embedding-cosine")
+    p.add_argument("--smart-placement", default=d.smart_placement, choices=SMART_PLACEMENTS,
+                   help="SMART's terms in each task's loss (task-loss) or their gradient added "
+                        "after the combiner (after-combining)")
     p.add_argument("--pals", action="store_true", help="projected attention layers per task")
     p.add_argument("--pals-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="PAL option (implies --pals): size, num_heads, dropout, tasks=sst,sts")
@@ -113,6 +116,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="train only the heads (and PALs) for the first N steps")
     p.add_argument("--dropout-schedule", type=float, nargs=2, metavar=("START", "END"),
                    help="every dropout's p, linear from START to END over the epochs")
+    p.add_argument("--head-dropout", type=float, default=None,
+                   help="the task heads' dropout p for the whole run (the backbone's stays)")
     p.add_argument("--accumulation-steps", type=int, default=d.accumulation_steps,
                    help="micro-batches of --batch-size per task in one optimiser step")
     p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)

@@ -276,8 +276,8 @@ def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
 # ---- 06: PALs --------------------------------------------------------------------------------
 def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_layers: int,
                               answer) -> bool:
-    """Exercise 06: the parameters of one task's PALs: V^E (d_s x d_m), V^D (d_m x d_s), both
-    without bias, and per layer a projected attention with a (3 d_s x d_s) QKV matrix and bias."""
+    """Exercise 06: the parameters of one task's PALs: V^E (d_s x d_m) and V^D (d_m x d_s), each
+    with a bias, and per layer a projected attention with a (3 d_s x d_s) QKV matrix and bias."""
     if _unanswered(answer):
         return False
     pal = TaskPAL(hidden_size, size, num_heads, num_layers, dropout=0.0)
@@ -286,9 +286,10 @@ def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_l
         return _verdict(False, f"the count must be an integer, got {type(answer).__name__}.")
     if answer == truth:
         return _verdict(True, f"one task's PALs hold {truth:,} parameters.")
-    shared = 2 * hidden_size * size
-    return _verdict(False, f"{answer:,} is not the count. V^E and V^D together hold {shared:,}; "
-                           "add the per-layer attention (weights and biases) for every layer.")
+    shared = 2 * hidden_size * size + size + hidden_size
+    return _verdict(False, f"{answer:,} is not the count. V^E and V^D with their biases hold "
+                           f"{shared:,}; add the per-layer attention (weights and biases) for "
+                           "every layer.")
 
 
 # ---- 07 and 08: SMART and MNRL ---------------------------------------------------------------

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+SMART_PLACEMENTS = ("task-loss", "after-combining")  # where SMART's terms enter a step
+
 
 @dataclass
 class TrainConfig:
@@ -25,6 +27,9 @@ class TrainConfig:
                                        # {"weight": ..., **options}} (mtl_tutor.model.AUX_LOSSES)
     pals: dict | None = None           # None (no PALs) or the options of
                                        # mtl_tutor.pals.ProjectedAttentionLayers
+    smart_placement: str = "task-loss"  # SMART's terms in each task's loss, through the
+                                       # combiner ("task-loss"), or their gradient added to the
+                                       # combined direction ("after-combining")
     epochs: int = 3
     max_steps: int | None = None       # stop after this many optimiser steps (smoke runs)
     batch_size: int = 32               # examples per task per step
@@ -39,6 +44,8 @@ class TrainConfig:
     freeze_backbone_steps: int = 0     # the backbone skips the optimiser for the first N steps
     dropout_schedule: tuple[float, float] | None = None  # (start, end): every nn.Dropout's p,
                                        # linear over the epochs (set at each epoch's start)
+    head_dropout: float | None = None  # the task heads' dropout p for the whole run (None: each
+                                       # head's own); dropout_schedule then moves the rest only
     accumulation_steps: int = 1        # micro-batches per task per step (virtual batch size)
     max_grad_norm: float | None = 1.0  # clip the combined gradient's norm (None: no clipping)
     seed: int = 0
@@ -69,6 +76,11 @@ class TrainConfig:
                     0 <= p < 1 for p in self.dropout_schedule):
                 raise ValueError(f"dropout_schedule must be (start, end) in [0, 1), "
                                  f"got {self.dropout_schedule}")
+        if self.head_dropout is not None and not 0 <= self.head_dropout < 1:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        if self.smart_placement not in SMART_PLACEMENTS:
+            raise ValueError(f"smart_placement must be one of {SMART_PLACEMENTS}, "
+                             f"got {self.smart_placement!r}")
         for name in ("epochs", "batch_size", "max_length", "eval_batch_size",
                      "accumulation_steps"):
             if getattr(self, name) < 1:

@@ -177,6 +177,9 @@ def check_combiner_fits(config: TrainConfig, sampler: Sampler, combiner: Combine
     if world_size > 1 and not combiner.needs_gradients and combiner.parameters():
         raise ValueError(f"combiner {config.combiner!r} learns weights through the loss, which "
                          "multi-process training does not support yet; run it in one process")
+    if world_size > 1 and config.smart_placement == "after-combining":
+        raise ValueError("smart_placement='after-combining' runs in one process only; "
+                         "multi-process training keeps SMART in the task losses")
 
 
 def training_state(run: Run, step: int, progress: dict) -> dict:
@@ -303,6 +306,8 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
             losses += task_losses.detach() / A
             weights += task_weights.detach() / A  # the micro-batches' mean weight per task
         stats = {"weights": dict(zip(tasks, weights.tolist()))}
+    if model.smart_placement == "after-combining":
+        add_smart_gradients(run, batches, step)
     if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
         for p in grads.params:
             p.grad = None
@@ -322,6 +327,22 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
                 sum_over_ranks(losses_after)
             combiner.on_event(LossesAfterStep(dict(zip(tasks, losses_after.tolist()))))
     return losses, stats
+
+
+def add_smart_gradients(run: Run, batches: list[list], step: int) -> None:
+    """SMART after the gradient treatment (``smart_placement="after-combining"``, as the CS224N
+    Kehoe & Ravella report applied it): with the combined direction d already in the shared
+    parameters' ``.grad``, backpropagate each task's SMART terms (averaged over its
+    micro-batches), so that the update is d + sum_k grad(lambda_s R_s^k + mu D_Breg^k) and no
+    combiner sees the SMART gradients. The task losses returned by the step leave them out."""
+    model, A = run.model, run.config.accumulation_steps
+    for micro in batches:
+        if not model.smart_terms[micro[0].task]:
+            continue
+        for batch in micro:
+            loss = model.smart_loss(batch) / A
+            _check_finite(loss, step, batch.task, run.run_dir, model)
+            loss.backward()
 
 
 def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:

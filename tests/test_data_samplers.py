@@ -37,6 +37,11 @@ def test_sequential_runs_through_each_task_in_turn():
     sampler = get_sampler("sequential", SIZES, 10)
     assert sampler.steps_per_epoch() == 32
     assert epoch_steps(sampler, 1) == [["sst"]] * 8 + [["quora"]] * 20 + [["sts"]] * 4
+    sized = get_sampler("sequential", SIZES, 10, epoch_length="sts")  # epochs sized to STS
+    assert sized.steps_per_epoch() == 12
+    assert epoch_steps(sized, 1) == [["sst"]] * 4 + [["quora"]] * 4 + [["sts"]] * 4
+    with pytest.raises(ValueError, match="epoch_length"):
+        get_sampler("sequential", SIZES, 10, epoch_length="max")
 
 
 def test_proportional_draws_tasks_in_proportion_to_their_size():

@@ -197,9 +197,9 @@ def test_pal_parameter_count():
     from mtl_tutor.exercises import check_pal_parameter_count
 
     C, S, L = 64, 16, 2
-    count = 2 * C * S + L * (3 * S * S + 3 * S)
+    count = (C * S + S) + (S * C + C) + L * (3 * S * S + 3 * S)  # V^E, V^D with biases, g^l
     assert check_pal_parameter_count(C, S, 4, L, count)
-    assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * 3 * S * S)
+    assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * (3 * S * S + 3 * S))
     assert not check_pal_parameter_count(C, S, 4, L, float(count))
 
 

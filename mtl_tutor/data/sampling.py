@@ -8,7 +8,8 @@ a restored stream yields exactly the batches the original would have.
 Samplers (``get_sampler(name, ...)``):
 - "round-robin": every step holds one batch of every task, so the trainer gets K per-task
   gradients per step (what gradient combiners need).
-- "sequential": all batches of task 1, then all of task 2, ...; one task per step.
+- "sequential": all batches of task 1, then all of task 2, ...; one task per step (or as many
+  batches of each as one task has).
 - "proportional": one task per step, task k drawn with probability N_k / sum_j N_j.
 - "annealed": Stickland & Murray 2019, "BERT and PALs: Projected Attention Layers for Efficient
   Adaptation in Multi-Task Learning", https://arxiv.org/abs/1902.02671, section 4: task k drawn
@@ -275,18 +276,38 @@ class RoundRobinSampler(Sampler):
 
 
 class SequentialSampler(Sampler):
-    """All batches of the first task, then all of the second, ...; one task per step."""
+    """The batches of the first task, then those of the second, ...; one task per step.
+
+    epoch_length: "all" (every batch of every task) or a task name (each task gives as many
+      batches as that task has, as in an epoch sized to it; the other streams wrap around or
+      stop short).
+    """
 
     name = "sequential"
 
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                 epoch_length: str = "all"):
+        super().__init__(task_sizes, batch_size, seed=seed)
+        if epoch_length not in ("all", *self.task_names):
+            raise ValueError(f"epoch_length must be 'all' or a task name "
+                             f"({', '.join(self.task_names)}), got {epoch_length!r}")
+        self.epoch_length = epoch_length
+
+    def options(self) -> dict:
+        return {"epoch_length": self.epoch_length}
+
+    def task_steps(self, task: str) -> int:
+        """Steps of ``task`` in one epoch."""
+        return self.batches(task if self.epoch_length == "all" else self.epoch_length)
+
     def steps_per_epoch(self, epoch: int = 0) -> int:
-        return sum(self.batches(t) for t in self.task_names)
+        return sum(self.task_steps(t) for t in self.task_names)
 
     def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
         for task in self.task_names:
-            if index < self.batches(task):
+            if index < self.task_steps(task):
                 return [task]
-            index -= self.batches(task)
+            index -= self.task_steps(task)
         raise ValueError(f"step {index} lies beyond epoch {epoch}")
 
 
