@@ -23,10 +23,10 @@ import time
 
 import torch
 
-from mtl_tutor.combiners import COMBINER_NAMES, get_combiner
+from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, get_combiner
 
 K = 3
-LAYER_GROUPS = 7  # embeddings + 6 encoder layers, the shape attach() gets from the trainer
+LAYER_GROUPS = 7  # embeddings + 6 encoder layers, the ColumnGroups the trainer sends
 
 
 def synchronise(device: torch.device) -> None:
@@ -52,10 +52,10 @@ def measure(name: str, P: int, repeats: int, device: torch.device) -> dict:
     torch.manual_seed(0)
     G = torch.randn(K, P, device=device)
     losses = torch.rand(K, device=device) + 0.5
-    combiner = get_combiner(name, seed=0, **({"num_tasks": K} if name == "uncertainty" else {}))
+    combiner = get_combiner(name, seed=0, tasks=[f"task{k}" for k in range(K)])
     bounds = torch.linspace(0, P, LAYER_GROUPS + 1).long().tolist()
     groups = [(f"group{i}", slice(a, b)) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
-    combiner.attach(groups)
+    combiner.on_event(ColumnGroups(tuple(groups)))
     G.sum(0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -1,7 +1,8 @@
 """Training-step time of every combiner divided by the plain ``sum`` step, measured interleaved.
 
 One process, the real MiniLM-L6 backbone (or ``--backbone tiny``), K = 3 real task batches
-(SST, Quora, STS at the trainer's batch size). Each repetition times one full ``take_step``
+(SST, Quora, STS at the trainer's batch size). The measurement is
+:func:`mtl_tutor.step_cost.step_time_ratios`: each repetition times one full ``take_step``
 (forward, backward(s), combine, clip, AdamW) with ``sum`` and then with each combiner on the same
 batches, so slow drifts of the machine hit both sides alike. Prints the median ratio per
 combiner and the memory of the per-task gradient buffer G.
@@ -13,28 +14,15 @@ combiner and the memory of the per-task gradient buffer G.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import torch
-
-from mtl_tutor.combiners import COMBINER_NAMES, get_combiner
+from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, get_combiner
 from mtl_tutor.run_config import TrainConfig
-from mtl_tutor.train import build_run, take_step
+from mtl_tutor.step_cost import step_time_ratios
+from mtl_tutor.train import build_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cs224n"
-
-
-def timed_step(run, batches, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    take_step(run, batches, 0)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -55,23 +43,11 @@ def main() -> None:
         run = build_run(config)
     device = run.device
     batches = [[next(run.streams[t]).to(device)] for t in config.tasks]  # one micro-batch each
-    combiners = {"sum": run.combiner}
+    combiners = {}
     for name in names:
-        options = {"num_tasks": len(batches)} if name == "uncertainty" else {}
-        combiners[name] = get_combiner(name, seed=0, **options)
-        combiners[name].attach(run.grads.layer_slices)
-    for name in ("sum", *names):  # warm-up: allocator, lazy state of each combiner
-        run.combiner = combiners[name]
-        timed_step(run, batches, device)
-
-    times = {name: [] for name in names}
-    base = {name: [] for name in names}
-    for _ in range(args.repeats):
-        for name in names:
-            run.combiner = combiners["sum"]
-            base[name].append(timed_step(run, batches, device))
-            run.combiner = combiners[name]
-            times[name].append(timed_step(run, batches, device))
+        combiners[name] = get_combiner(name, seed=0, tasks=config.tasks)
+        combiners[name].on_event(ColumnGroups(tuple(run.grads.layer_slices)))
+    ratios, sum_seconds = step_time_ratios(run, batches, combiners, args.repeats)
 
     g_mib = run.grads.G.numel() * run.grads.G.element_size() / 2**20
     tokens = sum(int(v.ne(0).sum()) for [b] in batches for k, v in b.inputs.items()
@@ -79,12 +55,11 @@ def main() -> None:
     print(f"backbone {args.backbone}, device {device}, K={len(batches)} tasks, "
           f"batch {args.batch_size} per task ({tokens} real tokens), P={run.grads.num_params:,}")
     print(f"G buffer: {g_mib:.1f} MiB ({len(batches)} x P float32)")
-    print(f"median sum step: {statistics.median(t for v in base.values() for t in v):.3f} s")
+    print(f"median sum step: {sum_seconds:.3f} s")
     print("| combiner | step time / sum step |")
     print("| --- | --- |")
     for name in names:
-        ratios = [t / b for t, b in zip(times[name], base[name])]
-        print(f"| {name} | {statistics.median(ratios):.2f}x |")
+        print(f"| {name} | {ratios[name]:.2f}x |")
 
 
 if __name__ == "__main__":

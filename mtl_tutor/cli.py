@@ -1,21 +1,26 @@
-"""The ``mtl-tutor`` command: train, eval, predict, the demo and the leaderboard."""
+"""The ``mtl-tutor`` command: train, eval, predict, the demo, the leaderboard and the data."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .cli_arguments import add_arguments, flag_of, option_values, parse_options
+from .data.location import locate_data
+from .data_cli import add_data_parser
 from .options import OptionError
 from .run_config import TrainConfig
 
-PREDICTION_FILES = {  # CS224N starter-code names and headers
+# The names and headers the CS224N starter code writes (evaluation.py's test_model_multitask,
+# "Similiary" spelt as there; classifier.py's full-model CFIMDB files, not on the leaderboard).
+PREDICTION_FILES = {
     "sst": ("sst-{split}-output.csv", "Predicted_Sentiment"),
     "quora": ("para-{split}-output.csv", "Predicted_Is_Paraphrase"),
-    "sts": ("sts-{split}-output.csv", "Predicted_Similiarity"),
-    "cfimdb": ("cfimdb-{split}-output.csv", "Predicted_Sentiment"),
+    "sts": ("sts-{split}-output.csv", "Predicted_Similiary"),
+    "cfimdb": ("full-model-cfimdb-{split}-out.csv", "Predicted_Sentiment"),
 }
 
 
@@ -37,10 +42,11 @@ def cmd_train(args) -> int:
 
     if args.resume:
         config, resume = TrainConfig.load(Path(args.resume) / "run_config.json"), True
-    elif getattr(args, "data", None) and getattr(args, "out", None):
-        config, resume = config_from_args(args), False
+    elif getattr(args, "out", None):
+        config = config_from_args(args)
+        config, resume = replace(config, data=str(locate_data(config.data, config.tasks))), False
     else:
-        raise SystemExit("error: train needs --data and --out (or --resume RUN)")
+        raise SystemExit("error: train needs --out (or --resume RUN)")
     rank, _ = init_from_env(resolve_device(config.device))
     try:
         summary = train(config, resume=resume)
@@ -60,15 +66,27 @@ def cmd_eval(args) -> int:
     from .data import load_task
     from .evaluate import evaluate, ordered_batches
 
+    if args.split == "test":
+        raise ValueError("the test split has no labels to score; evaluate --split dev, or write "
+                         "test predictions with mtl-tutor predict --split test")
     model, tokenizer, config = load_run(args.run, args.device)
+    data_dir = locate_data(args.data, config.tasks, (args.split,))
     loaders = {}
     for task in config.tasks:
-        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        data = load_task(data_dir, task, args.split, strict=args.strict_data)
         loaders[task] = [b.to(args.device) for b in ordered_batches(
             data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length)]
     print(json.dumps(evaluate(model, loaders)))
     return 0
+
+
+def prediction_text(task: str, value: float) -> str:
+    """One prediction as the starter code writes it: a class index for SST and CFIMDB, 0.0 or
+    1.0 for Quora, the score for STS."""
+    if task == "quora":
+        return str(float(value))
+    return str(value) if task == "sts" else str(int(value))
 
 
 def cmd_predict(args) -> int:
@@ -77,10 +95,11 @@ def cmd_predict(args) -> int:
     from .evaluate import ordered_batches, predict_task
 
     model, tokenizer, config = load_run(args.run, args.device)
+    data_dir = locate_data(args.data, config.tasks, (args.split,))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for task in config.tasks:
-        data = load_task(args.data, task, args.split, strict=args.strict_data)
+        data = load_task(data_dir, task, args.split, strict=args.strict_data)
         batches = (b.to(args.device) for b in ordered_batches(
             data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length))
@@ -92,7 +111,7 @@ def cmd_predict(args) -> int:
             f.write(f"id \t {header} \n")
             for example in data.examples:  # the input file's order
                 value = by_id[example.id]
-                f.write(f"{example.id} , {value if task == 'sts' else int(value)} \n")
+                f.write(f"{example.id} , {prediction_text(task, value)} \n")
         print(f"wrote {path} ({len(data.examples)} rows)")
     return 0
 
@@ -109,7 +128,8 @@ def cmd_leaderboard(args) -> int:
     from .train import TrainingInterrupted
 
     try:
-        run_leaderboard(args.configs, args.data, args.out, parse_options(args.set, "--set"))
+        run_leaderboard(args.configs, locate_data(args.data), args.out,
+                        parse_options(args.set, "--set"))
     except TrainingInterrupted as e:
         print(f"interrupted: {e}; run the same command again to go on", file=sys.stderr)
         return 130
@@ -127,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                               ("predict", cmd_predict, "write CS224N-format prediction files")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--run", required=True, help="run directory written by train")
-        p.add_argument("--data", required=True)
+        p.add_argument("--data", help="folder of task files (default: as for train)")
         p.add_argument("--split", default="dev")
         p.add_argument("--device", default="cpu")
         p.add_argument("--strict-data", action="store_true")
@@ -141,11 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="run the recipes of TOML files over seeds; compare")
     p.add_argument("--configs", nargs="+", default=["configs"],
                    help="recipe files, or directories of *.toml files")
-    p.add_argument("--data", required=True, help="directory of {task}-{split}.csv files")
+    p.add_argument("--data", help="folder of task files (default: as for train)")
     p.add_argument("--out", default="runs/leaderboard", help="runs and leaderboard files")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig field for every run, e.g. backbone=tiny (repeatable)")
     p.set_defaults(func=cmd_leaderboard)
+    add_data_parser(sub)
     return parser
 
 

@@ -214,12 +214,8 @@ def check_conflict_fraction(records: Sequence[StepRecord | dict], answer) -> boo
 
 def gradvac_direction(G: Tensor, target: float) -> Tensor:
     """GradVac's direction for ``G`` [K, P] when every pairwise target cosine is ``target``."""
-    combiner = get_combiner("gradvac")
-    state = combiner.state_dict()
-    K = G.shape[0]
-    state["targets"] = torch.full((1, K, K), float(target), dtype=torch.float64)
-    combiner.load_state_dict(state)
-    return combiner(G.double(), torch.ones(K, dtype=torch.float64))
+    combiner = get_combiner("gradvac", initial_target=float(target))
+    return combiner(G.double(), torch.ones(G.shape[0], dtype=torch.float64))
 
 
 def check_gradvac_direction(G: Tensor, target: float, answer) -> bool:
@@ -259,25 +255,32 @@ def check_intervention_count(records: Sequence[StepRecord | dict], answer, *,
 
 # ---- 05: GradAttention -----------------------------------------------------------------------
 def check_gradattention_direction(combiner, G: Tensor, answer) -> bool:
-    """Exercise 05: ``d = alpha @ G`` with ``alpha`` the combiner's current attention weights
-    over the rows of ``G`` (read without training the combiner)."""
+    """Exercise 05: the direction with ``alpha`` the combiner's current attention weights over
+    the rows of ``G`` (read without training the combiner): ``d = alpha @ G`` on the subset
+    ``combiner.coordinates`` of its last call and zero elsewhere in "report" mode, ``alpha @ G``
+    in the other modes."""
     if _unanswered(answer):
         return False
     with torch.no_grad():
-        alpha = combiner.attention(combiner.tokens(G))
-    truth = alpha.to(G.dtype) @ G
+        alpha = combiner.attention(combiner.tokens(G)).to(G.dtype)
+    if combiner.mode == "report":
+        truth = torch.zeros_like(G[0])
+        truth[combiner.coordinates] = alpha @ G[:, combiner.coordinates]
+    else:
+        truth = alpha @ G
     right = _compare_arrays(truth, answer, "your GradAttention direction")
     if not right:
         print("  Hint: alpha = combiner.attention(combiner.tokens(G)) sums to 1 over the tasks; "
-              "d weights each task gradient by its alpha.")
+              "d weights each task gradient by its alpha, on the coordinates "
+              "combiner.coordinates only in the report's mode.")
     return right
 
 
 # ---- 06: PALs --------------------------------------------------------------------------------
 def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_layers: int,
                               answer) -> bool:
-    """Exercise 06: the parameters of one task's PALs: V^E (d_s x d_m), V^D (d_m x d_s), both
-    without bias, and per layer a projected attention with a (3 d_s x d_s) QKV matrix and bias."""
+    """Exercise 06: the parameters of one task's PALs: V^E (d_s x d_m) and V^D (d_m x d_s), each
+    with a bias, and per layer a projected attention with a (3 d_s x d_s) QKV matrix and bias."""
     if _unanswered(answer):
         return False
     pal = TaskPAL(hidden_size, size, num_heads, num_layers, dropout=0.0)
@@ -286,9 +289,10 @@ def check_pal_parameter_count(hidden_size: int, size: int, num_heads: int, num_l
         return _verdict(False, f"the count must be an integer, got {type(answer).__name__}.")
     if answer == truth:
         return _verdict(True, f"one task's PALs hold {truth:,} parameters.")
-    shared = 2 * hidden_size * size
-    return _verdict(False, f"{answer:,} is not the count. V^E and V^D together hold {shared:,}; "
-                           "add the per-layer attention (weights and biases) for every layer.")
+    shared = 2 * hidden_size * size + size + hidden_size
+    return _verdict(False, f"{answer:,} is not the count. V^E and V^D with their biases hold "
+                           f"{shared:,}; add the per-layer attention (weights and biases) for "
+                           "every layer.")
 
 
 # ---- 07 and 08: SMART and MNRL ---------------------------------------------------------------

@@ -107,30 +107,28 @@ def pair_names(tasks: Sequence[str]) -> list[tuple[int, int, str]]:
 def conflict_statistics(G: Tensor, d: Tensor, tasks: Sequence[str],
                         layer_slices: Sequence[tuple[str, slice]] = (),
                         combination: Combination | None = None) -> dict:
-    """Diagnostics of one step: norms, pairwise cosines, conflict, how far ``d`` is from the sum.
+    """Diagnostics of one step: norms, pairwise cosines, conflict, how far ``d`` is from the sum,
+    and the combiner's task weights and altered gradients where it forms them.
 
     Returns plain Python numbers: {"grad_norms": {task: |g|}, "cosines": {"a/b": cos},
     "conflict": any cosine < 0, "changed": |d - sum_k g_k| / |sum_k g_k|,
+    "weights": {task: weight} (when the combination carries weights),
+    "altered": {task: whether its gradient was altered} (gradient surgery),
     "layer_cosines": {group: {"a/b": cos}} when layer_slices are given}.
 
     ``combination``, the combiner's :class:`~mtl_tutor.combiners.base.Combination` for ``d``,
-    spares the passes over ``G`` where it carries the Gramian and the weights: with
-    ``d = w @ G`` and the all-ones vector 1, ``|d - sum_k g_k|^2 = (w - 1)^T G G^T (w - 1)`` and
-    ``|sum_k g_k|^2 = 1^T G G^T 1``.
+    spares the passes over ``G`` where it carries the Gramian and the change.
     """
     have = combination if combination is not None else Combination(d)
     gramian = have.gramian if have.gramian is not None else gramian_of(G)
     cos = cosine_matrix(gramian)
     pairs = pair_names(tasks)
-    if have.weights is not None:
-        ones = torch.ones_like(have.weights)
-        excess = have.weights - ones
-        total_norm = (ones @ gramian @ ones).clamp_min(0).sqrt()
-        change_norm = (excess @ gramian @ excess).clamp_min(0).sqrt()
+    if have.change is not None:
+        changed = have.change
     else:
         total = G.sum(0)
         total_norm, change_norm = total.norm(), (d - total).norm()
-    changed = (change_norm / total_norm).item() if total_norm > 0 else 0.0
+        changed = (change_norm / total_norm).item() if total_norm > 0 else 0.0
     norms = gramian.diagonal().clamp_min(0).sqrt().tolist()
     stats = {
         "grad_norms": dict(zip(tasks, norms)),
@@ -138,11 +136,14 @@ def conflict_statistics(G: Tensor, d: Tensor, tasks: Sequence[str],
         "conflict": bool(any(cos[i, j] < 0 for i, j, _ in pairs)),
         "changed": changed,
     }
+    if have.weights is not None:
+        stats["weights"] = dict(zip(tasks, have.weights.tolist()))
+    if have.altered is not None:
+        stats["altered"] = dict(zip(tasks, have.altered.tolist()))
     if layer_slices:
         layer_cos = {}
         for group, cols in layer_slices:
-            block = G[:, cols]
-            c = cosine_matrix(block @ block.T)
+            c = cosine_matrix(gramian_of(G[:, cols]))
             layer_cos[group] = {name: c[i, j].item() for i, j, name in pairs}
         stats["layer_cosines"] = layer_cos
     return stats

@@ -4,7 +4,11 @@
 per batch): the task loss chosen by name (:class:`~mtl_tutor.losses.TaskLoss`; cross-entropy for
 class labels, binary cross-entropy on a logit for 0/1 labels, MSE for scores by default) plus
 each auxiliary loss of the task times its weight (MNRL, triplet, SMART; see
-:mod:`mtl_tutor.aux_losses`).
+:mod:`mtl_tutor.aux_losses`). SMART's two terms (smoothness and Bregman) are part of that loss,
+so a combiner sees them in the task's gradient, unless ``smart_placement="after-combining"``:
+then ``model.loss`` leaves them out and ``model.smart_loss(batch)`` gives them alone, for the
+trainer to add their gradient to the combined direction (as the CS224N Kehoe & Ravella report
+applied SMART after its gradient surgery).
 ``model.predict(batch)`` applies the decision rule: arg-max class, logit > 0, or the score
 clipped to the label range.
 
@@ -28,15 +32,19 @@ from .heads import build_head, default_head, pool
 from .losses import DEFAULT_LOSS, TaskLoss
 from .pals import ProjectedAttentionLayers
 from .run_config import TrainConfig
+from .smart import SMART_PLACEMENTS, BregmanProximalPoint, SmoothnessRegulariser
 
 
 def output_size(task: TaskSpec) -> int:
     return task.num_labels if task.label == "class" else 1
 
 
+SMART_TERMS = (SmoothnessRegulariser, BregmanProximalPoint)
+
+
 def linear_dropout(start: float, end: float, epoch: int, epochs: int) -> float:
     """Dropout probability at ``epoch`` (from 0), linear from ``start`` to ``end`` at the last
-    epoch (the CS224N OptimusBERT report: 0.3 -> 0.43)."""
+    epoch."""
     return start + (end - start) * epoch / max(1, epochs - 1)
 
 
@@ -49,6 +57,10 @@ class MultitaskModel(nn.Module):
     aux_losses: task -> {aux loss name: {"weight": ..., **options}}.
     pals: None, or options of :class:`~mtl_tutor.pals.ProjectedAttentionLayers` ("tasks"
     defaults to every task).
+    head_dropout: the p of every ``nn.Dropout`` in the task heads, fixed for the whole run
+    (None: each head's own); the backbone's dropout is left alone.
+    smart_placement: "task-loss" (SMART's terms are part of each task's loss) or
+    "after-combining" (:meth:`loss` leaves them out; :meth:`smart_loss` gives them).
     """
 
     def __init__(self, bert: BertModel, tasks: dict[str, TaskSpec],
@@ -56,8 +68,14 @@ class MultitaskModel(nn.Module):
                  pair_encodings: dict[str, str] | None = None,
                  losses: dict[str, str | dict] | None = None,
                  aux_losses: dict[str, dict[str, dict]] | None = None,
-                 pals: dict | None = None):
+                 pals: dict | None = None, head_dropout: float | None = None,
+                 smart_placement: str = "task-loss"):
         super().__init__()
+        if smart_placement not in SMART_PLACEMENTS:
+            raise ValueError(f"smart_placement must be one of {SMART_PLACEMENTS}, "
+                             f"got {smart_placement!r}")
+        if head_dropout is not None and not 0 <= head_dropout < 1:
+            raise ValueError(f"head_dropout must be in [0, 1), got {head_dropout}")
         self.bert = bert
         self.tasks = dict(tasks)
         for group, names in (("head_configs", head_configs), ("pair_encodings", pair_encodings),
@@ -78,6 +96,9 @@ class MultitaskModel(nn.Module):
                              **{k: v for k, v in cfg.items() if k != "name"})
             for name, cfg in configs.items()
         })
+        self.head_dropout = head_dropout
+        if head_dropout is not None:
+            _set_dropout(self.heads, head_dropout)
         for name, head in self.heads.items():
             bi = self.pair_encodings.get(name) == "bi"
             if head.takes_pair != bi:
@@ -94,6 +115,12 @@ class MultitaskModel(nn.Module):
                 if aux.needs_pair and self.pair_encodings.get(t) != "bi":
                     raise ValueError(f"task {t!r}: {aux!r} needs a bi-encoded pair, but the "
                                      f"task is {self._encoding(t)}")
+        self.smart_placement = smart_placement
+        after = smart_placement == "after-combining"
+        self.smart_terms = {t: [a for a in auxes if isinstance(a, SMART_TERMS)]
+                            for t, auxes in self.aux_losses.items()}
+        self.loss_terms = {t: [a for a in auxes if not (after and isinstance(a, SMART_TERMS))]
+                           for t, auxes in self.aux_losses.items()}
         self.pals = None
         if pals is not None:
             options = dict(pals)
@@ -144,12 +171,29 @@ class MultitaskModel(nn.Module):
         return self.heads[batch.task](*self.embed(batch))
 
     def loss(self, batch) -> Tensor:
+        """The task's loss plus its auxiliary losses times their weights (SMART's terms only
+        with ``smart_placement="task-loss"``)."""
         embeddings = self.embed(batch)
         output = self.heads[batch.task](*embeddings)
         loss = self.losses[batch.task](output, batch.labels)
-        for aux in self.aux_losses[batch.task]:
-            loss = loss + aux.weight * aux(self, batch, embeddings, output)
-        return loss
+        return loss + self._weighted(self.loss_terms[batch.task], batch, embeddings, output)
+
+    def smart_loss(self, batch) -> Tensor | float:
+        """The task's SMART terms times their weights, lambda_s R_s + mu D_Breg, alone (a fresh
+        forward pass); 0.0 when the task has none."""
+        terms = self.smart_terms[batch.task]
+        if not terms:
+            return 0.0
+        embeddings = self.embed(batch)
+        output = self.heads[batch.task](*embeddings)
+        return self._weighted(terms, batch, embeddings, output)
+
+    def _weighted(self, terms: list, batch, embeddings: tuple[Tensor, ...],
+                  output: Tensor) -> Tensor | float:
+        total = 0.0
+        for aux in terms:
+            total = total + aux.weight * aux(self, batch, embeddings, output)
+        return total
 
     @torch.no_grad()
     def predict(self, batch) -> Tensor:
@@ -158,14 +202,13 @@ class MultitaskModel(nn.Module):
     def start_epoch(self, epoch: int, dropout: float | None = None) -> None:
         """Called by the trainer as epoch ``epoch`` (from 0) begins: loss schedules read
         ``self.epoch``; ``dropout`` (if given) becomes the p of every ``nn.Dropout`` (the
-        backbone's attention-probability dropout is not an nn.Dropout and stays)."""
+        backbone's attention-probability dropout is not an nn.Dropout and stays), the heads'
+        excepted when ``head_dropout`` fixes theirs."""
         self.epoch = epoch
         if dropout is not None:
-            if not 0 <= dropout < 1:
-                raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-            for module in self.modules():
-                if isinstance(module, nn.Dropout):
-                    module.p = dropout
+            _set_dropout(self.bert, dropout)
+            if self.head_dropout is None:
+                _set_dropout(self.heads, dropout)
 
     def after_optimizer_step(self) -> None:
         """Called by the trainer after every optimiser step (SMART's momentum teacher)."""
@@ -189,7 +232,17 @@ def build_model(bert: BertModel, config: TrainConfig,
         losses={t: loss.to_dict() for t, loss in config.losses.items()},
         aux_losses={t: {n: a.options for n, a in auxes.items()}
                     for t, auxes in config.aux_losses.items()},
-        pals=None if config.pals is None else config.pals.to_dict())
+        pals=None if config.pals is None else config.pals.to_dict(),
+        head_dropout=config.head_dropout, smart_placement=config.smart_placement)
+
+
+def _set_dropout(module: nn.Module, p: float) -> None:
+    """Set the p of every ``nn.Dropout`` inside ``module``."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
 
 
 def _stack_pair(x: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

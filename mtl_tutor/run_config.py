@@ -48,6 +48,7 @@ from .options import (
 )
 from .pals import ProjectedAttentionLayers
 from .schedules import LR_SCHEDULES
+from .smart import SMART_PLACEMENTS
 
 TaskName = Literal[tuple(TASKS)]
 PairEncoding = Literal[PAIR_ENCODINGS]
@@ -57,6 +58,7 @@ AuxLossName = Literal[AUX_LOSS_NAMES]
 SamplerName = Literal[SAMPLER_NAMES]
 CombinerName = Literal[COMBINER_NAMES]
 LRScheduleName = Literal[tuple(LR_SCHEDULES)]
+SmartPlacement = Literal[SMART_PLACEMENTS]
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class TrainConfig:
 
     backbone: str = option("minilm-l6", "minilm-l6 (embedded), tiny, a checkpoint directory or "
                                         "a hub name", metavar="NAME")
-    data: str = option("", "directory of {task}-{split}.csv files", method=False, metavar="DIR")
+    data: str = option("", "folder of task files (default: $MTL_TUTOR_DATA, else where "
+                           "mtl-tutor data download puts them)", method=False, metavar="DIR")
     out: str = option("runs/run", "run directory to create", method=False, metavar="DIR")
     tasks: tuple[TaskName, ...] = option(MULTITASK, "the tasks trained together "
                                                     "(comma-separated)", metavar="TASK,...")
@@ -201,6 +204,10 @@ class TrainConfig:
         None, "projected attention layers per task (options: those of "
               "mtl_tutor.pals.ProjectedAttentionLayers, and tasks=sst,sts)",
         cli=SwitchWithOptions("--pals", "--pals-opt"))
+    smart_placement: SmartPlacement = option(
+        "task-loss", "where SMART's terms enter a step: each task's loss, so the combiner sees "
+                     "them (task-loss), or their gradient added to the combined direction "
+                     "(after-combining)")
     epochs: int = option(3, "passes over the training data", bounds=Bounds(ge=1))
     max_steps: int | None = option(None, "stop after this many optimiser steps (smoke runs)",
                                    bounds=Bounds(ge=1))
@@ -222,6 +229,9 @@ class TrainConfig:
     dropout_schedule: tuple[float, float] | None = option(
         None, "every dropout's p, linear from START to END over the epochs (set as each "
               "starts)", bounds=Bounds(ge=0, lt=1), metavar=("START", "END"))
+    head_dropout: float | None = option(
+        None, "the task heads' dropout p for the whole run (none: each head's own); "
+              "dropout_schedule then moves the backbone's only", bounds=Bounds(ge=0, lt=1))
     accumulation_steps: int = option(1, "micro-batches of batch_size per task in one optimiser "
                                         "step", bounds=Bounds(ge=1))
     max_grad_norm: float | None = option(1.0, "clip the combined gradient's norm to this "
@@ -267,7 +277,7 @@ class TrainConfig:
         _built("sampler_options", get_sampler, self.sampler, dict.fromkeys(self.tasks, 1), 1,
                **self.sampler_arguments())
         _built("combiner_options", get_combiner, self.combiner, seed=self.seed,
-               **self.combiner_options)
+               tasks=self.tasks, **self.combiner_options)
         if self.device != "auto":
             try:
                 torch.device(self.device)

@@ -7,8 +7,9 @@ carries its statistics (:func:`mtl_tutor.gradients.conflict_statistics`): each t
 norm, the pairwise cosines ``cos(g_i, g_j)`` ("a/b"), how far the combined direction ``d`` moved
 from the plain sum, ``changed = |d - sum_k g_k| / |sum_k g_k|``, per-layer-group cosines, and
 ``weights`` (task -> the weight that multiplied its gradient or loss) where the combiner forms
-weights. A step of a loss weighting (one backward pass) carries its losses only. Statistics this
-version does not know are kept in ``other`` and written back unchanged.
+weights, and ``altered`` (task -> whether gradient surgery changed its gradient) where it
+operates on gradients. Statistics this version does not know are kept in ``other`` and written
+back unchanged.
 
 A step *conflicts* when some pair of its task gradients has a negative cosine;
 :func:`conflict_fraction` is the share of such steps among those with per-task gradients.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 LOG_FILE, EVAL_FILE = "log.jsonl", "eval.jsonl"
-STATISTICS = ("grad_norms", "cosines", "changed", "layer_cosines", "weights")
+STATISTICS = ("grad_norms", "cosines", "changed", "layer_cosines", "weights", "altered")
 DERIVED = ("conflict",)  # written for readers of the raw JSON; recomputed from the cosines
 
 
@@ -32,7 +33,8 @@ DERIVED = ("conflict",)  # written for readers of the raw JSON; recomputed from 
 class StepRecord:
     """One optimiser step. step: from 0 over the run; epoch: from 0; lr: the backbone's
     learning rate after the step's schedule update; losses: task -> loss; time: seconds since
-    the run started. The statistics are None for a step without per-task gradients."""
+    the run started. grad_norms, cosines, changed and layer_cosines are None for a step
+    without per-task gradients; weights and altered for combiners that form none."""
 
     step: int
     epoch: int
@@ -44,6 +46,7 @@ class StepRecord:
     changed: float | None = None
     layer_cosines: dict[str, dict[str, float]] | None = None
     weights: dict[str, float] | None = None
+    altered: dict[str, bool] | None = None
     other: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,7 +106,7 @@ class StepRecord:
                 raw[name] = getattr(self, name)
         if self.cosines is not None:
             raw["conflict"] = self.conflict
-        for name in ("changed", "layer_cosines", "weights"):
+        for name in ("changed", "weights", "altered", "layer_cosines"):
             if getattr(self, name) is not None:
                 raw[name] = getattr(self, name)
         return {**raw, **self.other, "time": self.time}

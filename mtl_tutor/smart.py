@@ -2,12 +2,15 @@
 
 Jiang, He, Chen, Liu, Gao, Zhao 2020, "SMART: Robust and Efficient Fine-Tuning for Pre-trained
 Natural Language Models through Principled Regularized Optimization",
-https://arxiv.org/abs/1911.03437, Algorithm 1. Both terms are added to a task's loss:
+https://arxiv.org/abs/1911.03437, section 3 (Eq. 1-4) and Algorithm 1. The fine-tuning problem
+is regularised (Eq. 1, 2) and solved by proximal point steps with a momentum teacher (Eq. 3, 4):
 
+    min_theta F(theta) = L(theta) + lambda_s R_s(theta)
     R_s(theta) = mean_i l_s(f(x_i; theta), f(x~_i; theta)),
         x~_i = argmax_{|x~_i - x_i|_inf <= eps} l_s(f(x_i; theta), f(x~_i; theta))
+    theta_{t+1} = argmin_theta F(theta) + mu D_Breg(theta, theta~_t),
     D_Breg(theta, theta~_t) = mean_i l_s(f(x_i; theta), f(x_i; theta~_t)),
-        theta~_t = (1 - beta) theta_t + beta theta~_{t-1}   (the momentum teacher)
+        theta~_t = (1 - beta) theta_t + beta theta~_{t-1},  theta~_1 = theta_0  (the teacher)
 
 l_s is :func:`~mtl_tutor.losses.smoothness_divergence` (symmetric KL for classes, squared error
 for scores). x is the output of BERT's embedding layer; minBERT takes no ``inputs_embeds``, so the
@@ -15,11 +18,20 @@ perturbation is added by a forward hook on ``bert.embeddings`` (the backbone is 
 The maximisation is one projected step of normalised gradient ascent from Gaussian noise:
 x~ = x + nu, nu ~ N(0, sigma^2 I); g = grad_x~ l_s; x~ <- Pi_eps(x~ + eta g / |g|_inf).
 
+Each task's terms enter its loss, so a gradient combiner sees them, or, with
+``TrainConfig.smart_placement="after-combining"``, their gradient is added to the combined
+direction (:func:`mtl_tutor.train.add_smart_gradients`), as the CS224N Kehoe & Ravella report
+applied SMART after its gradient surgery.
+
 Defaults are the paper's (section 4): eps = 1e-5, sigma = 1e-5, eta = 1e-3, one ascent step,
-lambda_s = 1 (of {1, 3, 5}), mu = 1, beta = 0.99. Differences from the official MT-DNN code:
-|g|_inf is taken per token vector (the same for the padded and the packed layout), and the
-teacher is a copy of the parameters evaluated through ``torch.func.functional_call`` in the
-model's current mode (dropout on while training); it is not saved in checkpoints.
+lambda_s = 1 (of {1, 3, 5}), mu = 1, beta = 0.99. Ours: one optimiser step per proximal problem
+(S = 1 in Algorithm 1), so the teacher moves after every step; each task's Bregman term keeps
+its own teacher, started from the parameters at that task's first batch (Algorithm 1 keeps one
+for the model; they differ only where a task joins late, as after a warm-up, and the difference
+fades as beta^t). Differences from the official MT-DNN code: |g|_inf is taken per token vector
+(the same for the padded and the packed layout), and the teacher is a copy of the parameters
+evaluated through ``torch.func.functional_call`` in the model's current mode (dropout on while
+training); it is not saved in checkpoints.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .losses import smoothness_divergence
+
+SMART_PLACEMENTS = ("task-loss", "after-combining")  # where SMART's terms enter a step
 
 
 class EmbeddingPerturbation:

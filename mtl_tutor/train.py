@@ -37,7 +37,7 @@ from .checkpoint import (
     save_training_state,
     write_run_files,
 )
-from .combiners import Combiner, get_combiner
+from .combiners import ColumnGroups, Combiner, EpochEnd, LossesAfterStep, get_combiner
 from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
 from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
 from .evaluate import evaluate, ordered_batches
@@ -101,6 +101,15 @@ def build_run(config: TrainConfig) -> Run:
     train_data = load_split(config, "train", run_dir if rank == 0 else None)
     dev_data = load_split(config, "dev", run_dir) if rank == 0 else {}  # rank 0 evaluates
 
+    sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
+                          config.batch_size, seed=config.seed, **config.sampler_arguments())
+    total_steps = sampler.total_steps(config.epochs)
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    combiner = get_combiner(config.combiner, seed=config.seed, tasks=config.tasks,
+                            **config.combiner_options)
+    check_combiner_fits(config, sampler, combiner, world_size)
+
     bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
     config.check_backbone(bert.config)
     model = build_model(bert, config).to(device)
@@ -111,24 +120,12 @@ def build_run(config: TrainConfig) -> Run:
                               pair_encoding=config.encoding_of(t), max_length=config.max_length,
                               length_bucketing=config.length_bucketing)
                for i, (t, d) in enumerate(train_data.items())}
-    sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
-                          config.batch_size, seed=config.seed, **config.sampler_arguments())
-    total_steps = sampler.total_steps(config.epochs)
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-
-    combiner = get_combiner(config.combiner, seed=config.seed, **config.combiner_options)
-    if world_size > 1 and not combiner.needs_gradients and combiner.parameters():
-        raise ValueError(f"combiner {config.combiner!r} learns weights through the loss, which "
-                         "multi-process training does not support yet; run it in one process")
     shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
     grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
-    combiner.attach(grads.layer_slices)
+    combiner.on_event(ColumnGroups(tuple(grads.layer_slices)))
     groups = [{"params": [p for _, p in shared]},
               {"params": model.task_parameters(), "lr": config.head_lr or config.lr}]
-    if combiner.parameters():
-        # Learnable weightings (uncertainty's log-variances) move at the heads' rate; combiners
-        # that step their own parameters leave .grad empty, and AdamW skips them.
+    if combiner.parameters():  # learnable weightings (uncertainty) move at the heads' rate
         groups.append({"params": combiner.parameters(), "lr": config.head_lr or config.lr,
                        "weight_decay": 0.0})
     optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -141,6 +138,24 @@ def build_run(config: TrainConfig) -> Run:
         torch.manual_seed(config.seed + rank)
     return Run(config, run_dir, device, model, tokenizer, streams, sampler, combiner, grads,
                optimizer, schedule, dev_loaders, total_steps)
+
+
+def check_combiner_fits(config: TrainConfig, sampler: Sampler, combiner: Combiner,
+                        world_size: int) -> None:
+    """Refuse, before anything is trained or written, a combiner the run cannot feed."""
+    if combiner.needs_every_task and not sampler.every_step_holds_every_task:
+        warmup = " with a warm-up" if "warmup_task" in config.sampler_options else ""
+        raise ValueError(
+            f"sampler {config.sampler!r}{warmup} gives steps that hold only some of the tasks, "
+            f"but combiner {config.combiner!r} needs every task in every step: "
+            f"{combiner.needs_every_task}. Use --sampler round-robin (without a warm-up) or "
+            "another combiner")
+    if world_size > 1 and not combiner.needs_gradients and combiner.parameters():
+        raise ValueError(f"combiner {config.combiner!r} learns weights through the loss, which "
+                         "multi-process training does not support yet; run it in one process")
+    if world_size > 1 and config.smart_placement == "after-combining":
+        raise ValueError("smart_placement='after-combining' runs in one process only; "
+                         "multi-process training keeps SMART in the task losses")
 
 
 def training_state(run: Run, step: int, progress: dict) -> dict:
@@ -253,7 +268,7 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
                             losses)
             for loss, task in zip(losses, tasks):
                 _check_finite(loss, step, task, run.run_dir, model)
-        combination = combiner.combine(G, losses)
+        combination = combiner.combine(G, losses, tasks)
         if not combiner.needs_gradients:  # as in one process's weighted backward pass
             for w, task in zip(combination.weights.tolist(), tasks):
                 torch._foreach_mul_([p.grad for p in model.task_parameters(task)
@@ -264,13 +279,18 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
         grads.write_direction(d)
     else:
         grads.capture_direction()
-        losses, stats = 0.0, {}
+        losses = weights = 0.0
         for m in range(A):
             task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
             for loss, micro in zip(task_losses, batches):
                 _check_finite(loss, step, micro[m].task, run.run_dir, model)
-            (combiner.loss_weights(task_losses) * task_losses).sum().div(A).backward()
+            task_weights = combiner.loss_weights(task_losses, tasks)
+            (task_weights * task_losses).sum().div(A).backward()
             losses += task_losses.detach() / A
+            weights += task_weights.detach() / A  # the micro-batches' mean weight per task
+        stats = {"weights": dict(zip(tasks, weights.tolist()))}
+    if model.smart_placement == "after-combining":
+        add_smart_gradients(run, batches, step)
     if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
         for p in grads.params:
             p.grad = None
@@ -282,14 +302,30 @@ def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, d
     model.after_optimizer_step()
     run.optimizer.zero_grad(set_to_none=True)
     run.schedule.step()
-    if combiner.wants_losses_after:
+    if LossesAfterStep in combiner.events:
         with torch.no_grad():
             losses_after = torch.stack([sum(model.loss(b) * w for b, w in zip(micro, share)) / A
                                         for micro, share in zip(batches, shares)])
             if distributed:
                 sum_over_ranks(losses_after)
-            combiner.on_step_end(losses_after)
+            combiner.on_event(LossesAfterStep(dict(zip(tasks, losses_after.tolist()))))
     return losses, stats
+
+
+def add_smart_gradients(run: Run, batches: list[list], step: int) -> None:
+    """SMART after the gradient treatment (``smart_placement="after-combining"``, as the CS224N
+    Kehoe & Ravella report applied it): with the combined direction d already in the shared
+    parameters' ``.grad``, backpropagate each task's SMART terms (averaged over its
+    micro-batches), so that the update is d + sum_k grad(lambda_s R_s^k + mu D_Breg^k) and no
+    combiner sees the SMART gradients. The task losses returned by the step leave them out."""
+    model, A = run.model, run.config.accumulation_steps
+    for micro in batches:
+        if not model.smart_terms[micro[0].task]:
+            continue
+        for batch in micro:
+            loss = model.smart_loss(batch) / A
+            _check_finite(loss, step, batch.task, run.run_dir, model)
+            loss.backward()
 
 
 def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
@@ -359,8 +395,8 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
                 last = step + 1 == run.total_steps
                 end_of_epoch = index + 1 == run.sampler.steps_per_epoch(epoch) or last
                 if end_of_epoch:
-                    combiner.on_epoch_end(torch.tensor(
-                        [sum(v) / max(1, len(v)) for v in progress["epoch_losses"].values()]))
+                    combiner.on_event(EpochEnd(epoch, {t: sum(v) / len(v) for t, v in
+                                                       progress["epoch_losses"].items() if v}))
                     progress["epoch_losses"] = {t: [] for t in config.tasks}
                 evaluate_now = config.eval_every and (step + 1) % config.eval_every == 0
                 # Other ranks go on to the next step, whose all-reduce waits for rank 0.

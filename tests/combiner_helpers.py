@@ -2,15 +2,13 @@
 
 import torch
 
-from mtl_tutor.combiners import get_combiner
+from mtl_tutor.combiners import ColumnGroups, get_combiner
 
 
-def fresh(name, K, P, seed=0, **options):
-    """``get_combiner(name, seed)`` sized for K tasks and told that all P columns are one group."""
-    if name == "uncertainty":
-        options.setdefault("num_tasks", K)
-    combiner = get_combiner(name, seed=seed, **options)
-    combiner.attach([("all", slice(0, P))])
+def fresh(name, K, P, seed=0, tasks=None, **options):
+    """``get_combiner(name, seed, tasks)`` told that all P columns are one group."""
+    combiner = get_combiner(name, seed=seed, tasks=tasks, **options)
+    combiner.on_event(ColumnGroups((("all", slice(0, P)),)))
     return combiner
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cs224n"
+PUBLIC_DATA = REAL_DATA.parent / "cs224n-public"
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,15 @@ def real_data_dir() -> Path:
     if not (REAL_DATA / "sst-train.csv").exists():
         pytest.skip(f"real CS224N data not found at {REAL_DATA} (see README: download it there)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def public_data_dir() -> Path:
+    """The public release's files under their own names (quora-train.csv and
+    quora-test-student.csv are not among them)."""
+    if not (PUBLIC_DATA / "ids-sst-train.csv").exists():
+        pytest.skip(f"the public CS224N files were not found at {PUBLIC_DATA}")
+    return PUBLIC_DATA
 
 
 @pytest.fixture(scope="session")

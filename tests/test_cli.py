@@ -45,7 +45,7 @@ def test_predict_writes_cs224n_files_in_input_order(trained_run, synthetic_dir, 
     assert [line.split(" , ")[0] for line in lines[1:]] == ids
     assert all(int(line.split(" , ")[1]) in range(5) for line in lines[1:])
     sts = (tmp_path / "sts-test-output.csv").read_text().splitlines()
-    assert sts[0] == "id \t Predicted_Similiarity "
+    assert sts[0] == "id \t Predicted_Similiary "
     assert all(0.0 <= float(line.split(" , ")[1]) <= 5.0 for line in sts[1:])
     assert (tmp_path / "para-test-output.csv").exists()
 
@@ -72,7 +72,7 @@ def test_unknown_combiner_option_names_the_valid_ones(synthetic_dir, tmp_path, c
     assert "bogus" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "predict", "demo"])
+@pytest.mark.parametrize("command", ["train", "eval", "predict", "demo", "data"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([command, "--help"])

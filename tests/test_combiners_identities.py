@@ -4,7 +4,7 @@ import pytest
 import torch
 from combiner_helpers import fresh, gradient_matrix
 
-from mtl_tutor.combiners import get_combiner
+from mtl_tutor.combiners import ColumnGroups, get_combiner
 from mtl_tutor.combiners.aligned import AlignedMTL
 from mtl_tutor.combiners.fairness import fair_weights
 from mtl_tutor.combiners.mgda import MGDA
@@ -111,18 +111,23 @@ def test_gradvac_per_group_treats_groups_independently():
     # Two groups: each block is combined from its own Gramian with its own targets.
     G = random_G(3, 10, 0)
     grouped = get_combiner("gradvac", per_group=True, beta=0.3)
-    grouped.attach([("a", slice(0, 4)), ("b", slice(4, 10))])
-    d = grouped(G, torch.ones(3))
+    grouped.on_event(ColumnGroups((("a", slice(0, 4)), ("b", slice(4, 10)))))
+    combination = grouped.combine(G, torch.ones(3))
     first, second = get_combiner("gradvac", beta=0.3), get_combiner("gradvac", beta=0.3)
     second.random = first.random  # the grouped combiner draws group a's order, then group b's
     expected = torch.cat([first(G[:, :4], torch.ones(3)), second(G[:, 4:], torch.ones(3))])
-    assert torch.allclose(d, expected)
-    assert grouped.targets.shape == (2, 3, 3)
+    assert torch.allclose(combination.direction, expected)
+    assert {group for group, _, _ in grouped.targets} == {"a", "b"}
+    assert grouped.target("0", "1", "a") == first.target("0", "1")
+    # |d - sum g| from the two blocks' Gramians equals the direct measurement
+    total = G.sum(0)
+    assert combination.change == pytest.approx(float((expected - total).norm() / total.norm()))
 
 
-def test_gradvac_per_group_needs_attach():
-    with pytest.raises(RuntimeError, match="attach"):
-        get_combiner("gradvac", per_group=True)(torch.ones(2, 3), torch.ones(2))
+def test_gradvac_without_column_groups_is_one_group():
+    G = random_G(3, 8, 1)
+    grouped, whole = get_combiner("gradvac", per_group=True), get_combiner("gradvac")
+    assert torch.allclose(grouped(G, torch.ones(3)), whole(G, torch.ones(3)))
 
 
 # Hand-derived directions for G = [[1, 0], [-1, 1]] (the two gradients conflict: <g1, g2> = -1).

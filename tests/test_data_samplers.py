@@ -37,6 +37,11 @@ def test_sequential_runs_through_each_task_in_turn():
     sampler = get_sampler("sequential", SIZES, 10)
     assert sampler.steps_per_epoch() == 32
     assert epoch_steps(sampler, 1) == [["sst"]] * 8 + [["quora"]] * 20 + [["sts"]] * 4
+    sized = get_sampler("sequential", SIZES, 10, epoch_length="sts")  # epochs sized to STS
+    assert sized.steps_per_epoch() == 12
+    assert epoch_steps(sized, 1) == [["sst"]] * 4 + [["quora"]] * 4 + [["sts"]] * 4
+    with pytest.raises(ValueError, match="epoch_length"):
+        get_sampler("sequential", SIZES, 10, epoch_length="max")
 
 
 def test_proportional_draws_tasks_in_proportion_to_their_size():
@@ -76,7 +81,7 @@ def test_warmup_trains_one_task_first_then_the_sampler(name):
 
 @pytest.mark.parametrize("name, options", [
     ("round-robin", {"task_order": "shuffled"}), ("sequential", {}), ("proportional", {}),
-    ("annealed", {"epochs": 3}), ("annealed", {"warmup_task": "sts", "warmup_epochs": 1}),
+    ("annealed", {"epochs": 3}), ("annealed", {"warmup_task": "sst", "warmup_epochs": 1}),
 ])
 def test_restored_sampler_yields_exactly_the_same_next_steps(name, options):
     sampler = get_sampler(name, SIZES, 10, seed=7, **options)
@@ -118,3 +123,17 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(sampling)
     assert result.attempted >= 1 and result.failed == 0
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("round-robin", {}), ("round-robin", {"task_order": "shuffled"}), ("sequential", {}),
+    ("proportional", {}), ("annealed", {}),
+    ("round-robin", {"warmup_task": "sst", "warmup_epochs": 1}),
+    ("round-robin", {"warmup_task": "sst", "warmup_epochs": 0}),
+])
+@pytest.mark.parametrize("sizes", [SIZES, {"sst": 30}])
+def test_a_sampler_says_whether_every_step_holds_every_task(name, options, sizes):
+    sampler = get_sampler(name, sizes, 10, seed=2, **options)
+    steps = [tasks for epoch in range(3) for tasks in epoch_steps(sampler, epoch)]
+    every = all(sorted(tasks) == sorted(sizes) for tasks in steps)
+    assert sampler.every_step_holds_every_task == every

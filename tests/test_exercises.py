@@ -137,12 +137,26 @@ def test_gradvac_direction_reaches_the_target_cosine():
 def test_gradattention_direction_does_not_train_the_combiner():
     from mtl_tutor.combiners import get_combiner
 
-    combiner = get_combiner("gradattention", subset_size=3)
-    before = [p.clone() for p in combiner.parameters()]
+    combiner = get_combiner("gradattention", subset_size=3, mode="fixed-subset")
+    before = [p.clone() for p in combiner.network.parameters()]
     alpha = combiner.attention(combiner.tokens(CONFLICTING)).detach()
     assert check_gradattention_direction(combiner, CONFLICTING, alpha @ CONFLICTING)
     assert not check_gradattention_direction(combiner, CONFLICTING, CONFLICTING.mean(0) * 3)
-    assert all(torch.equal(a, b) for a, b in zip(before, combiner.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, combiner.network.parameters()))
+
+
+def test_gradattention_direction_in_the_reports_mode_lives_on_the_last_subset():
+    from mtl_tutor.combiners import get_combiner
+
+    G = torch.randn(2, 50, generator=torch.Generator().manual_seed(0))
+    combiner = get_combiner("gradattention", subset_size=5)
+    combiner(G, torch.ones(2))  # draws a subset
+    S = combiner.coordinates
+    alpha = combiner.attention(combiner.tokens(G, S)).detach()
+    d = torch.zeros(50)
+    d[S] = alpha @ G[:, S]
+    assert check_gradattention_direction(combiner, G, d)
+    assert not check_gradattention_direction(combiner, G, alpha @ G)
 
 
 def test_best_combiner(capsys):
@@ -192,9 +206,9 @@ def test_pal_parameter_count():
     from mtl_tutor.exercises import check_pal_parameter_count
 
     C, S, L = 64, 16, 2
-    count = 2 * C * S + L * (3 * S * S + 3 * S)
+    count = (C * S + S) + (S * C + C) + L * (3 * S * S + 3 * S)  # V^E, V^D with biases, g^l
     assert check_pal_parameter_count(C, S, 4, L, count)
-    assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * 3 * S * S)
+    assert not check_pal_parameter_count(C, S, 4, L, 2 * C * S + L * (3 * S * S + 3 * S))
     assert not check_pal_parameter_count(C, S, 4, L, float(count))
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mtl_tutor.combiners import get_combiner
+from mtl_tutor.combiners import ColumnGroups, get_combiner
 from mtl_tutor.data import MULTITASK, TaskBatches, get_task, load_task
 from mtl_tutor.gradients import TaskGradients, conflict_statistics, cosine_matrix, layer_group
 from mtl_tutor.model import MultitaskModel
@@ -80,12 +80,17 @@ def test_conflict_statistics_on_a_known_geometry():
     assert stats["layer_cosines"]["x"]["a/b"] == -1.0
 
 
-@pytest.mark.parametrize("name", ["pcgrad", "gradvac", "gradattention", "mgda", "graddrop"])
-def test_statistics_from_a_combination_equal_those_from_G(name):
-    """The Gramian and weights a combiner returns give the statistics that G and d give."""
-    G = torch.randn(3, 400, generator=torch.Generator().manual_seed(1))
+@pytest.mark.parametrize(("name", "options"), [
+    ("pcgrad", {}), ("gradvac", {}), ("gradvac", {"per_group": True}), ("gradattention", {}),
+    ("gradattention", {"mode": "sketch"}), ("mgda", {}), ("graddrop", {}), ("uncertainty", {}),
+])
+def test_statistics_from_a_combination_equal_those_from_G(name, options):
+    """The Gramian and change a combiner returns give the statistics that G and d give."""
+    G = torch.randn(3, 4000, generator=torch.Generator().manual_seed(1))
     G[1] -= 1.5 * G[0]  # a conflict, so that the combiners move away from the sum
-    combination = get_combiner(name, seed=0).combine(G, torch.ones(3))
+    combiner = get_combiner(name, seed=0, **options)
+    combiner.on_event(ColumnGroups((("a", slice(0, 1500)), ("b", slice(1500, 4000)))))
+    combination = combiner.combine(G, torch.ones(3))
     tasks = ["a", "b", "c"]
     reused = conflict_statistics(G, combination.direction, tasks, combination=combination)
     direct = conflict_statistics(G, combination.direction, tasks)
@@ -93,6 +98,21 @@ def test_statistics_from_a_combination_equal_those_from_G(name):
     assert reused["conflict"] == direct["conflict"]
     for key in ("changed", "cosines", "grad_norms"):
         assert reused[key] == pytest.approx(direct[key], rel=1e-5, abs=1e-6), key
+
+
+def test_statistics_log_each_tasks_weight_and_which_gradients_were_altered():
+    G = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, 0.5]], dtype=torch.float64)
+    tasks = ["sst", "quora", "sts"]
+    pcgrad = get_combiner("pcgrad", seed=0).combine(G, torch.ones(3, dtype=G.dtype), tasks)
+    stats = conflict_statistics(G, pcgrad.direction, tasks, combination=pcgrad)
+    # sst and quora conflict and are projected; sts agrees with both and is left alone
+    assert stats["altered"] == {"sst": True, "quora": True, "sts": False}
+    assert torch.allclose(torch.tensor(list(stats["weights"].values()), dtype=G.dtype) @ G,
+                          pcgrad.direction)
+    mgda = get_combiner("mgda").combine(G, torch.ones(3, dtype=G.dtype), tasks)
+    stats = conflict_statistics(G, mgda.direction, tasks, combination=mgda)
+    assert list(stats["weights"]) == tasks and "altered" not in stats
+    assert sum(stats["weights"].values()) == pytest.approx(1.0)  # MGDA's simplex weights
 
 
 def test_cosines_of_zero_rows_are_zero_not_nan():

@@ -1,4 +1,5 @@
-"""Losses against direct formulas; positive-pair schedules; SMART and the Bregman teacher."""
+"""Losses against direct formulas; positive-pair rules and in-batch negatives on hand-built
+batches; the divergences SMART uses."""
 
 import json
 import math
@@ -6,21 +7,19 @@ import math
 import pytest
 import torch
 
-from mtl_tutor.data import TaskBatches, load_task
-from mtl_tutor.data.tasks import get_task
 from mtl_tutor.losses import (
-    PositivePairs,
+    EmbeddingCosineThreshold,
+    LabelThreshold,
     RankingLoss,
     TaskLoss,
+    candidates,
     multiple_negatives_ranking_loss,
     positive_pairs,
     smoothness_divergence,
     symmetric_kl,
     triplet_loss,
 )
-from mtl_tutor.model import MultitaskModel
 from mtl_tutor.run_config import TrainConfig
-from mtl_tutor.smart import BregmanProximalPoint, SmoothnessRegulariser
 from mtl_tutor.train import train
 
 g = torch.Generator().manual_seed(0)
@@ -79,20 +78,24 @@ def test_triplet_loss_is_the_hinge_on_euclidean_distances():
 
 
 def test_positive_pair_thresholds_rise_each_epoch():
-    label, cosine = positive_pairs("sts-label", "score"), positive_pairs("sts-cosine", "score")
+    label = positive_pairs("sts-label", "score")
+    scaled = positive_pairs("sts-label-scaled", "score")
+    cosine = positive_pairs("sts-embedding-cosine", "score")
+    assert isinstance(label, LabelThreshold) and isinstance(cosine, EmbeddingCosineThreshold)
     assert [label.threshold(e) for e in range(3)] == pytest.approx([4.4, 4.45, 4.5])
+    assert [scaled.threshold(e) for e in range(3)] == pytest.approx([0.8, 0.82, 0.84])
     assert [cosine.threshold(e) for e in range(3)] == pytest.approx([0.8, 0.82, 0.84])
     labels = torch.tensor([4.0, 4.4, 4.45, 4.6, 5.0])
     assert label.mask(labels, 0).tolist() == [False, True, True, True, True]
     assert label.mask(labels, 1).tolist() == [False, False, True, True, True]
-    assert cosine.mask(labels, 0).tolist() == [True, True, True, True, True]  # label/5 >= 0.8
-    assert cosine.mask(labels, 2).tolist() == [False, True, True, True, True]  # >= 0.84
+    assert scaled.mask(labels, 0).tolist() == [True, True, True, True, True]  # label/5 >= 0.8
+    assert scaled.mask(labels, 2).tolist() == [False, True, True, True, True]  # >= 0.84
     duplicates = positive_pairs(None, "binary")
     assert duplicates.mask(Y_BIN, 5).tolist() == Y_BIN.bool().tolist()
     with pytest.raises(ValueError, match="positives"):
         positive_pairs("all", "score")
     with pytest.raises(ValueError, match="divisor"):
-        PositivePairs(1.0, divisor=0.0)
+        LabelThreshold(1.0, divisor=0.0)
 
 
 class Epoch:
@@ -105,19 +108,84 @@ class Labels:
         self.labels = labels
 
 
-def test_ranking_losses_use_only_the_positive_pairs():
-    u, v = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
-    labels = torch.tensor([4.5, 1.0, 4.8, 4.41, 0.0, 3.0])
+def hand_mnrl(e, rows, negatives, scale=20.0):
+    """mean over (anchor i, positive j) of -S_ij + log(exp S_ij + sum_{k in negatives} exp S_ik),
+    S = scale * cosine, each term written out."""
+    cos = torch.nn.functional.cosine_similarity
+    total = 0.0
+    for (i, j), negs in zip(rows, negatives):
+        s = {k: scale * cos(e[i], e[k], dim=0).item() for k in (j, *negs)}
+        total += -s[j] + math.log(sum(math.exp(x) for x in s.values()))
+    return total / len(rows)
+
+
+# A hand-built STS batch of three pairs (a_i, b_i); rows of cat([u, v]): u0 u1 u2 v0 v1 v2.
+U = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+V = torch.tensor([[0.9, 0.1, 0.0],    # cos(u0, v0) = 0.994: paired in the data
+                  [1.0, 0.05, 0.0],   # cos(u0, v1) = 0.999, cos(v0, v1) = 0.997: never paired
+                  [0.0, 0.55, 0.835]])  # cos(u2, v2) = 0.835: positive in epochs 0 and 1
+STS_LABELS = torch.tensor([1.0, 4.6, 0.5])  # the cosine rule ignores them
+
+
+def test_cosine_similarity_mnrl_thresholds_the_models_embeddings_over_all_sentence_pairs():
+    rule = positive_pairs("sts-embedding-cosine", "score")
+    epoch0 = {tuple(p) for p in rule.pairs(STS_LABELS, U, V, 0).tolist()}
+    assert epoch0 == {(0, 3), (3, 0), (0, 4), (4, 0), (3, 4), (4, 3), (2, 5), (5, 2)}
+    assert {tuple(p) for p in rule.pairs(STS_LABELS, U, V, 1).tolist()} == epoch0  # 0.82
+    epoch2 = {tuple(p) for p in rule.pairs(STS_LABELS, U, V, 2).tolist()}  # threshold 0.84
+    assert epoch2 == epoch0 - {(2, 5), (5, 2)}
+    rows = sorted(epoch0)
+    pairs = torch.tensor(rows)
+    keep = candidates(pairs, 6, "batch")
+    negatives = [sorted(set(range(6)) - {i, j}) for i, j in rows]  # every other sentence
+    for r, (_, j) in enumerate(rows):
+        assert keep[r].nonzero().flatten().tolist() == sorted({j, *negatives[r]})
+    assert negatives[rows.index((0, 3))] == [1, 2, 4, 5]  # u1, u2, v2: never paired with u0
+    loss = RankingLoss("mnrl", "score", positives="sts-embedding-cosine")
+    value = loss(Epoch(0), Labels(STS_LABELS), (U, V), None).item()
+    assert value == pytest.approx(hand_mnrl(torch.cat([U, V]), rows, negatives), rel=1e-5)
+    no_pairs = torch.eye(3), -torch.eye(3)  # every cosine below 0.8
+    assert loss(Epoch(0), Labels(STS_LABELS), no_pairs, None).item() == 0.0
+
+
+def test_label_threshold_mnrl_takes_every_other_sentence_of_the_batch_as_a_negative():
+    u, v = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    labels = torch.tensor([4.5, 1.0, 4.8, 4.41])  # positives at epoch 0: pairs 0, 2, 3
+    e = torch.cat([u, v])
+    rows = [(0, 4), (2, 6), (3, 7)]
+    batch = [sorted(set(range(8)) - {i, j}) for i, j in rows]
+    mnrl = RankingLoss("mnrl", "score", positives="sts-label")
+    value = mnrl(Epoch(0), Labels(labels), (u, v), None).item()
+    assert value == pytest.approx(hand_mnrl(e, rows, batch), rel=1e-5)
+    # Henderson et al.'s in-batch negatives: the other positives b_j only
+    henderson = RankingLoss("mnrl", "score", positives="sts-label", negatives="other-positives")
+    others = [[j for _, j in rows if j != jj] for _, jj in rows]
+    value = henderson(Epoch(0), Labels(labels), (u, v), None).item()
+    assert value == pytest.approx(hand_mnrl(e, rows, others), rel=1e-5)
     keep = torch.tensor([0, 2, 3])
-    mnrl = RankingLoss("mnrl", "score")
-    expected = multiple_negatives_ranking_loss(u[keep], v[keep])
-    assert mnrl(Epoch(0), Labels(labels), (u, v), None) == pytest.approx(expected.item())
-    assert mnrl(Epoch(3), Labels(labels), (u, v), None).item() == 0.0  # threshold 4.55: one left
-    triplet = RankingLoss("triplet", "score", margin=2.0)
-    a, p = u[keep], v[keep]
-    nearest = torch.cdist(a, p).fill_diagonal_(float("inf")).argmin(1)
-    expected = triplet_loss(a, p, p[nearest], 2.0)
-    assert triplet(Epoch(0), Labels(labels), (u, v), None) == pytest.approx(expected.item())
+    assert value == pytest.approx(multiple_negatives_ranking_loss(u[keep], v[keep]).item(), 1e-5)
+    assert henderson(Epoch(3), Labels(labels), (u, v), None).item() == 0.0  # 4.55: one left
+    assert mnrl(Epoch(3), Labels(labels), (u, v), None).item() > 0  # one pair, 6 negatives
+    with pytest.raises(ValueError, match="label rule"):
+        RankingLoss("mnrl", "score", positives="sts-embedding-cosine", negatives="other-positives")
+    with pytest.raises(ValueError, match="negatives"):
+        RankingLoss("mnrl", "score", negatives="all")
+
+
+def test_triplet_negative_is_the_closest_candidate():
+    u, v = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    labels = torch.tensor([4.5, 1.0, 4.8, 4.41])
+    e = torch.cat([u, v])
+    rows = [(0, 4), (2, 6), (3, 7)]
+    for negatives, allowed in (
+            ("batch", [sorted(set(range(8)) - {i, j}) for i, j in rows]),
+            ("other-positives", [[j for _, j in rows if j != jj] for _, jj in rows])):
+        nearest = [min(allowed[r], key=lambda k, i=i: (e[i] - e[k]).norm().item())
+                   for r, (i, _) in enumerate(rows)]
+        expected = sum(max(0.0, ((e[i] - e[j]).norm() - (e[i] - e[n]).norm()).item() + 2.0)
+                       for (i, j), n in zip(rows, nearest)) / 3
+        triplet = RankingLoss("triplet", "score", margin=2.0, negatives=negatives)
+        assert triplet(Epoch(0), Labels(labels), (u, v), None).item() == pytest.approx(expected)
 
 
 def test_symmetric_kl_and_the_smoothness_divergences_follow_their_formulas():
@@ -133,64 +201,12 @@ def test_symmetric_kl_and_the_smoothness_divergences_follow_their_formulas():
     assert smoothness_divergence("class", p, p).item() == pytest.approx(0.0, abs=1e-7)
 
 
-@pytest.fixture(scope="module")
-def sst_model_and_batch(tiny_backbone, synthetic_dir):
-    bert, tokenizer = tiny_backbone
-    model = MultitaskModel(bert, {"sst": get_task("sst")}).eval()
-    batch = next(TaskBatches(load_task(synthetic_dir, "sst", "train"), tokenizer, 8))
-    return model, batch
-
-
-def test_smart_is_zero_without_perturbation_and_positive_with_one(sst_model_and_batch):
-    model, batch = sst_model_and_batch
-    output = model(batch)
-    none = SmoothnessRegulariser("class", epsilon=0.0, noise_std=0.0)
-    assert none(model, batch, (), output).item() == pytest.approx(0.0, abs=1e-10)
-    some = SmoothnessRegulariser("class", epsilon=1e-1, step_size=1e-1, noise_std=1e-3)
-    assert some(model, batch, (), output).item() > 1e-8
-    default = SmoothnessRegulariser("class")  # the paper's eps = 1e-5: tiny but not zero
-    value = default(model, batch, (), output).item()
-    assert 0 <= value < some(model, batch, (), output).item()
-    assert torch.equal(model(batch), output)  # the perturbation is gone afterwards
-
-
-def test_smart_ascent_step_increases_the_divergence(sst_model_and_batch):
-    model, batch = sst_model_and_batch
-    output = model(batch)
-    torch.manual_seed(0)
-    noise_only = SmoothnessRegulariser("class", epsilon=1e-2, ascent_steps=0, noise_std=1e-2)
-    torch.manual_seed(0)
-    ascended = SmoothnessRegulariser("class", epsilon=1e-2, step_size=1e-2, noise_std=1e-2)
-    assert (ascended(model, batch, (), output).item()
-            > noise_only(model, batch, (), output).item())
-
-
-def test_bregman_teacher_starts_at_the_model_and_follows_it_by_momentum(sst_model_and_batch):
-    model, batch = sst_model_and_batch
-    output = model(batch)
-    bregman = BregmanProximalPoint("class", momentum=0.9)
-    assert bregman(model, batch, (), output).item() == pytest.approx(0.0, abs=1e-10)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05)
-    try:
-        assert bregman(model, batch, (), model(batch)).item() > 0
-        bregman.after_optimizer_step(model)
-        for name, p in model.named_parameters():
-            assert torch.allclose(bregman.teacher[name], 0.9 * before[name] + 0.1 * p)
-    finally:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(before[name])
-
-
 def test_task_and_auxiliary_losses_train_to_a_finite_loss(synthetic_dir, tmp_path):
     config = TrainConfig(
         backbone="tiny", data=str(synthetic_dir), out=str(tmp_path / "run"), epochs=1,
         max_steps=2, batch_size=8, max_length=32, eval_batch_size=32, progress=False,
         combiner="pcgrad", losses={"sts": {"name": "huber", "delta": 0.5}},
-        aux_losses={"sts": {"mnrl": {"positives": "sts-cosine"}, "smart": {}},
+        aux_losses={"sts": {"mnrl": {"positives": "sts-embedding-cosine"}, "smart": {}},
                     "quora": {"triplet": {"weight": 0.5}},
                     "sst": {"smart": {"weight": 3.0}, "bregman": {}}})
     train(config)

@@ -13,7 +13,7 @@ from mtl_tutor.data import load_task
 from mtl_tutor.data.batching import collate
 from mtl_tutor.data.tasks import get_task
 from mtl_tutor.gradients import TaskGradients
-from mtl_tutor.model import MultitaskModel, linear_dropout
+from mtl_tutor.model import MultitaskModel, build_model, linear_dropout
 from mtl_tutor.run_config import TrainConfig
 from mtl_tutor.schedules import warmup_cosine_decay
 from mtl_tutor.train import train
@@ -46,6 +46,21 @@ def test_dropout_schedule_is_linear_over_epochs_and_sets_every_dropout(tiny_back
     model.start_epoch(2, dropout=0.25)
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert model.epoch == 2 and len(dropouts) > 3 and all(m.p == 0.25 for m in dropouts)
+
+
+def test_head_dropout_fixes_the_heads_dropout_alone(tiny_backbone):
+    bert, _ = load_backbone("tiny", seed=0)
+    model = build_model(bert, TrainConfig(backbone="tiny", head_dropout=0.43,
+                                          heads={"sts": {"name": "cosine"}}))
+
+    def ps(module):
+        return {m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)}
+
+    assert ps(model.heads) == {0.43} and ps(model.bert) == {0.1}  # the cosine head has none
+    model.start_epoch(1, dropout=0.2)  # a dropout schedule moves the backbone only
+    assert ps(model.heads) == {0.43} and ps(model.bert) == {0.2}
+    with pytest.raises(ValueError, match="head_dropout"):
+        TrainConfig(head_dropout=1.0)
 
 
 def test_cosine_schedule_warms_up_then_follows_half_a_cosine_to_zero():

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from mtl_tutor.combiners import COMBINER_NAMES, get_combiner
+from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, Combination, get_combiner
 from mtl_tutor.viz import GradientGeometry, combiner_figure, geometry_figure, project_onto_span
 from mtl_tutor.viz.arrows import arrow_tip
 from mtl_tutor.viz.constructions import (
@@ -28,7 +28,7 @@ def shaft(fig: go.Figure, name: str):
 def expected_direction(name: str, gradients: np.ndarray) -> np.ndarray:
     G = torch.as_tensor(gradients)
     combine = get_combiner(name, seed=0)
-    combine.attach([("all", slice(0, G.shape[1]))])
+    combine.on_event(ColumnGroups((("all", slice(0, G.shape[1])),)))
     return combine(G, torch.ones(G.shape[0], dtype=G.dtype)).detach().numpy()
 
 
@@ -191,3 +191,30 @@ def test_saved_notebook_gets_a_static_figure():
 def test_constructor_errors_name_the_parameter(kwargs, parameter):
     with pytest.raises(ValueError, match=parameter):
         GradientGeometry(**kwargs)
+
+
+@pytest.mark.parametrize("name", COMBINER_NAMES)
+@pytest.mark.parametrize(("num_tasks", "dim"), [(2, 2), (3, 2), (4, 3)])
+def test_every_combiner_draws_with_two_three_and_four_tasks(name, num_tasks, dim):
+    view = GradientGeometry(num_tasks=num_tasks, dim=dim, combiner=name)
+    assert "mtl-geometry-error" not in view.readout.value
+    drawn = arrow_tip(shaft(view.figure_widget, f"d ({name})"))
+    np.testing.assert_allclose(drawn, expected_direction(name, view.gradients), atol=1e-9)
+    figure = combiner_figure(view.gradients, name)
+    np.testing.assert_allclose(arrow_tip(shaft(figure, f"d ({name})")), drawn, atol=1e-9)
+
+
+def test_model_gradients_with_nan_are_refused_naming_the_task():
+    G = torch.randn(3, 50, dtype=torch.float64)
+    G[2, 7] = float("nan")
+    with pytest.raises(ValueError, match="task 'sts'.*NaN"):
+        GradientGeometry.from_gradients(G)
+
+
+def test_a_failing_combiner_shows_a_message_instead_of_a_figure(monkeypatch):
+    view = GradientGeometry(num_tasks=2, dim=2, combiner="sum")
+    monkeypatch.setattr("mtl_tutor.combiners.pcgrad.PCGrad.direction",
+                        lambda self, G, *rest: Combination(torch.full_like(G[0], float("nan"))))
+    view.combiner_dropdown.value = "pcgrad"  # a combiner that returns NaN
+    assert "mtl-geometry-error" in view.readout.value and "not finite" in view.readout.value
+    assert "not finite" in view._repr_mimebundle_()["text/plain"]

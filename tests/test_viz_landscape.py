@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from mtl_tutor.combiners import COMBINER_NAMES
 from mtl_tutor.viz.landscape import (
     ConflictLandscape,
     jacobians,
@@ -109,13 +110,15 @@ def test_cagrad_toy_paths_stay_finite_and_improve_from_the_lower_starts(combiner
         assert np.all(np.linalg.norm(np.diff(path, axis=0), axis=1) <= 0.1 + 1e-12)  # capped
 
 
-def test_a_path_stops_at_its_last_finite_point():
+@pytest.mark.parametrize("name", ["sum", "mgda", "pcgrad", "uncertainty", "dbmtl"])
+def test_a_path_stops_at_its_last_finite_point(name):
+    # Past x1 = 2 the second loss is NaN; combiners refuse NaN, so the path just ends there.
     cliff = ToyProblem(
         name="cliff", losses=lambda x: torch.stack([-x[0], torch.sqrt(2.0 - x[0]) + 0 * x[1]]),
         bounds=((-1, 3), (-1, 1)), starts=((0.0, 0.0),), lr=0.5, steps=20, max_step=1.0,
         citation="test",
     )
-    (path,) = trajectories(cliff, "sum")
+    (path,) = trajectories(cliff, name)
     assert np.all(np.isfinite(path)) and len(path) < 21 and path[-1, 0] <= 2.0
 
 
@@ -147,3 +150,27 @@ def test_widget_redraws_when_combiners_change():
     names = {t.name for t in view.figure_widget.data}
     assert {"sum", "pcgrad"} <= names
     assert all(len(path) == 31 for path in view.trajectories()["pcgrad"])
+
+
+@pytest.mark.parametrize("name", COMBINER_NAMES)
+@pytest.mark.parametrize("problem", list(TOY_PROBLEMS))
+def test_every_combiner_draws_finite_paths(name, problem):
+    for path in trajectories(problem, name, steps=8):
+        assert np.all(np.isfinite(path)) and 1 <= len(path) <= 9
+
+
+def test_gradattention_runs_its_network_on_one_thread(monkeypatch):
+    # Its tiny network on several threads made a default landscape take minutes on a busy CPU.
+    from mtl_tutor.combiners.gradattention import GradAttention
+
+    threads, original = [], GradAttention.attention
+
+    def attention(self, tokens):
+        threads.append(torch.get_num_threads())
+        return original(self, tokens)
+
+    monkeypatch.setattr(GradAttention, "attention", attention)
+    before = torch.get_num_threads()
+    (path,) = trajectories(BOWLS, "gradattention", starts=[(-3.0, 3.0)], steps=3)
+    assert threads == [1, 1, 1] and torch.get_num_threads() == before
+    assert path.shape == (4, 2)

@@ -2,14 +2,17 @@
 
 >>> import torch
 >>> from mtl_tutor.combiners import get_combiner
->>> combine = get_combiner("pcgrad", seed=0)
+>>> combine = get_combiner("pcgrad", seed=0, tasks=["sst", "sts"])
 >>> combine(torch.tensor([[1.0, 0.0], [-1.0, 1.0]]), torch.ones(2))
+tensor([0.5000, 1.5000])
+>>> combine(torch.tensor([[-1.0, 1.0], [1.0, 0.0]]), torch.ones(2), tasks=["sts", "sst"])
 tensor([0.5000, 1.5000])
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 
 from .aligned import AlignedMTL
 from .base import Combination, Combiner, GramianCombiner, LossWeighting
@@ -17,6 +20,7 @@ from .cagrad import CAGrad
 from .config import ConFIG
 from .dbmtl import DBMTL
 from .dwa import DWA
+from .events import ColumnGroups, EpochEnd, LossesAfterStep, TrainingEvent
 from .fairgrad import FairGrad
 from .famo import FAMO
 from .gradattention import GradAttention
@@ -60,8 +64,11 @@ COMBINER_NAMES: tuple[str, ...] = tuple(_COMBINERS)
 """Every combiner's name, in the order the notebooks teach them."""
 
 
-def get_combiner(name: str, seed: int = 0, **options: object) -> Combiner:
-    """A new combiner by name; ``seed`` feeds its own random generator (if it draws anything).
+def get_combiner(name: str, seed: int = 0, tasks: Sequence[str] | None = None,
+                 **options: object) -> Combiner:
+    """A new combiner by name; ``seed`` feeds its own random generator (if it draws anything);
+    ``tasks`` declares the names of the tasks it will see (rows without names are then these
+    tasks, and their order is the combiner's canonical order).
 
     Raises ValueError, listing the valid choices, for an unknown name or option.
     """
@@ -77,8 +84,12 @@ def get_combiner(name: str, seed: int = 0, **options: object) -> Combiner:
         )
     if "seed" in accepted:
         options["seed"] = seed
-    return cls(**options)
+    combiner = cls(**options)
+    if tasks is not None:
+        combiner.declare_tasks(tasks)
+    return combiner
 
 
-__all__ = ["COMBINER_NAMES", "Combination", "Combiner", "GramianCombiner", "LossWeighting",
+__all__ = ["COMBINER_NAMES", "ColumnGroups", "Combination", "Combiner", "EpochEnd",
+           "GramianCombiner", "LossWeighting", "LossesAfterStep", "TrainingEvent",
            "get_combiner"]

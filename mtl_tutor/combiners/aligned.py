@@ -45,7 +45,8 @@ class AlignedMTL(GramianCombiner):
     def __init__(self, scale_mode: str = "min") -> None:
         self.scale_mode = one_of("scale_mode", scale_mode, SCALE_MODES)
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         K = gramian.shape[0]
         eigenvalues, V = torch.linalg.eigh(gramian)
         tolerance = eigenvalues.max() * K * torch.finfo(gramian.dtype).eps

@@ -47,7 +47,8 @@ class CAGrad(GramianCombiner):
         self.c = non_negative("c", c)
         self.rescale = int(one_of("rescale", rescale, (0, 1, 2)))
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         A = gramian.detach().to("cpu", torch.float64).numpy()
         K = len(A)
         scale = np.trace(A) / K

@@ -36,7 +36,8 @@ class ConFIG(GramianCombiner):
 
     name = "config"
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         norms = gramian.diagonal().clamp(min=0).sqrt()
         inverse_norms = torch.where(norms > 0, 1 / norms, torch.zeros_like(norms))
         cosines = inverse_norms[:, None] * gramian * inverse_norms[None, :]

@@ -14,8 +14,12 @@ is rescaled to the largest EMA norm (gradient-magnitude balancing)::
 Guarantees: invariant to rescaling any task's loss by a positive constant (through the log);
 every task contributes a vector of the same norm, max_i ||m_i||.
 
-Memory: the EMA ``m`` is a K x P buffer kept between steps (what the method needs: 272 MB for
-K = 3 and 22.7M float32 parameters); it is updated in place.
+Memory: the EMA ``m`` is a P-long buffer per task kept between steps (what the method needs:
+272 MB for K = 3 and 22.7M float32 parameters); it is updated in place.
+
+State per task: each task's EMA and its step count ``t`` are its own, so a step holding some of
+the tasks updates theirs only, with each task's own ``t``; the magnitude balancing rescales the
+tasks of the step to the largest EMA norm among all tasks seen.
 
 Differences from the official code (LibMTL's ``DB_MTL``): none in the arithmetic (the EMA starts
 at zero, 1e-8 is added to the losses); LibMTL adds 1e-8 to the norms too, we only skip zero
@@ -32,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Combiner, check_inputs
+from .base import Combination, Combiner, weighted_sum
 from .options import in_unit_interval, non_negative
 
 EPS = 1e-8
@@ -47,28 +51,37 @@ class DBMTL(Combiner):
     def __init__(self, beta: float = 0.9, beta_sigma: float = 0.5) -> None:
         self.beta = in_unit_interval("beta", beta)
         self.beta_sigma = non_negative("beta_sigma", beta_sigma)
-        self.step = 0
-        self.momentum: Tensor | None = None  # m: [K, P]
+        self.steps: dict[str, int] = {}  # task -> t, its EMA updates so far
+        self.momentum: dict[str, Tensor] = {}  # task -> m_k [P]
+        self.norms: dict[str, float] = {}  # task -> ||m_k||
 
-    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        check_inputs(G, losses)
-        if self.momentum is None or self.momentum.shape != G.shape:
-            self.momentum = torch.zeros_like(G)
-        self.momentum = self.momentum.to(G.device, G.dtype)
-        self.step += 1
-        decay = self.beta / self.step**self.beta_sigma
-        scales = (1 - decay) / (losses.detach().to(G.device, G.dtype) + EPS)
-        self.momentum.mul_(decay).addcmul_(G, scales[:, None])  # EMA of g_k / L_k, in place
-        norms = self.momentum.norm(dim=1)
-        scales = torch.where(norms > 0, norms.max() / norms, torch.zeros_like(norms))
-        return scales @ self.momentum
+    def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
+                  ) -> Combination:
+        for k, task in enumerate(tasks):
+            m = self.momentum.get(task)
+            if m is None or m.shape != G[k].shape:
+                m = torch.zeros_like(G[k])
+            m = self.momentum[task] = m.to(G.device, G.dtype)
+            self.steps[task] = t = self.steps.get(task, 0) + 1
+            decay = self.beta / t**self.beta_sigma
+            m.mul_(decay).add_(G[k], alpha=(1 - decay) / (float(losses[k]) + EPS))  # EMA, in place
+            norm_dtype = torch.promote_types(m.dtype, torch.float32)  # half norms would overflow
+            self.norms[task] = float(torch.linalg.vector_norm(m, dtype=norm_dtype))
+        largest = max(self.norms.values())
+        scales = torch.tensor([largest / self.norms[t] if self.norms[t] > 0 else 0.0
+                               for t in tasks], dtype=torch.float64)
+        return Combination(weighted_sum(scales, [self.momentum[t] for t in tasks]), gramian)
 
     def state_dict(self) -> dict[str, Tensor]:
-        state = {"step": torch.tensor(self.step)}
-        if self.momentum is not None:
-            state["momentum"] = self.momentum.clone()
+        state = {f"step/{task}": torch.tensor(t) for task, t in self.steps.items()}
+        state.update({f"momentum/{task}": m.clone() for task, m in self.momentum.items()})
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.step = int(state["step"])
-        self.momentum = state["momentum"].clone() if "momentum" in state else None
+        self.steps = {k.removeprefix("step/"): int(v) for k, v in state.items()
+                      if k.startswith("step/")}
+        self.momentum = {k.removeprefix("momentum/"): v.clone() for k, v in state.items()
+                         if k.startswith("momentum/")}
+        self.norms = {task: float(torch.linalg.vector_norm(
+            m, dtype=torch.promote_types(m.dtype, torch.float32))) for task, m in
+            self.momentum.items()}

@@ -44,5 +44,6 @@ class FairGrad(GramianCombiner):
     def __init__(self, alpha: float = 2.0) -> None:
         self.alpha = positive("alpha", alpha)
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         return torch.from_numpy(fair_weights(gramian, self.alpha)).to(gramian.dtype)

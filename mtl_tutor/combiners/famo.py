@@ -15,10 +15,14 @@ Guarantees: one backward pass per step (O(1) in K, unlike gradient-manipulation 
 weights are positive and sum to one; the update approximately equalises the rates at which
 the task losses decrease.
 
+It needs every task in every step: the logits are a softmax over all tasks, and each update
+compares every task's loss decrease, so a run whose steps hold some of the tasks is refused.
+
 Differences from the official code: none in the arithmetic (``min_losses`` = 0, 1e-8 added
 inside the logs, Adam with weight decay, defaults lr = 0.025, gamma = 0.01 as the official
-``FAMO`` class). The logits are created at the first call, when K is known; they are the
-combiner's own and are stepped by it in :meth:`on_step_end`, not by the trainer.
+``FAMO`` class). The logits (one per task, ``logits``) are created for the declared tasks or at
+the first call; they are the combiner's own and are stepped by it when the trainer sends the
+:class:`~mtl_tutor.combiners.events.LossesAfterStep` event, not by the trainer's optimiser.
 
 >>> import torch
 >>> famo = FAMO()
@@ -28,11 +32,14 @@ tensor([0.7500, 0.2500])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from .adam_state import adam_tensors, load_adam_tensors
+from .adam_state import TaskValues, by_task, from_tasks
 from .base import LossWeighting
+from .events import LossesAfterStep, TrainingEvent
 from .options import non_negative, positive
 
 EPS = 1e-8
@@ -43,53 +50,54 @@ class FAMO(LossWeighting):
 
     name = "famo"
     option_names = ("lr", "gamma")
-    wants_losses_after = True
+    events = frozenset({LossesAfterStep})
+    needs_every_task = ("its weights are a softmax over every task's logit, updated from every "
+                        "task's loss decrease in the step")
 
     def __init__(self, lr: float = 0.025, gamma: float = 0.01) -> None:
         self.lr = positive("lr", lr)
         self.gamma = non_negative("gamma", gamma)
-        self.logits: Tensor | None = None
-        self.optimizer: torch.optim.Adam | None = None
-        self.losses_before: Tensor | None = None
+        self.task_logits = TaskValues("FAMO", 0.0, torch.float32, self.lr, self.gamma)
+        self.losses_before: Tensor | None = None  # [K], the tasks in task_logits.tasks order
 
-    def _ensure_logits(self, K: int) -> None:
-        if self.logits is None or self.logits.shape[0] != K:
-            self.logits = torch.zeros(K, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.gamma)
+    @property
+    def logits(self) -> Tensor | None:
+        """xi [K], one logit per task (``task_logits.tasks``), or None before the first step."""
+        return self.task_logits.values
 
-    def parameters(self) -> list[Tensor]:
-        return [] if self.logits is None else [self.logits]
+    def declare_tasks(self, tasks: Sequence[str]) -> None:
+        super().declare_tasks(tasks)
+        self.task_logits.start(self.tasks)
 
-    def loss_weights(self, losses: Tensor) -> Tensor:
-        self._ensure_logits(losses.shape[0])
+    def weights_from_losses(self, losses: Tensor, tasks: tuple[str, ...]) -> Tensor:
+        logits = self.task_logits.start(tasks)
         self.losses_before = losses.detach().float().cpu()
-        z = torch.softmax(self.logits.detach(), dim=0)
+        z = torch.softmax(logits.detach(), dim=0)
         ratios = z / (self.losses_before + EPS)
         return (ratios / ratios.sum()).to(losses.device, losses.dtype)
 
-    def on_step_end(self, losses_after: Tensor) -> None:
+    def on_event(self, event: TrainingEvent) -> None:
+        if not isinstance(event, LossesAfterStep):
+            return
         if self.losses_before is None:
-            raise RuntimeError("FAMO.on_step_end needs loss_weights(losses) first")
-        after = losses_after.detach().float().cpu()
+            raise RuntimeError("FAMO got the losses after a step before any loss_weights call")
+        tasks = self.task_logits.tasks
+        missing = [t for t in tasks if t not in event.losses]
+        if missing:
+            raise ValueError(f"FAMO needs the losses after the step of every task; "
+                             f"missing {missing}")
+        after = torch.tensor([event.losses[t] for t in tasks], dtype=torch.float32)
         delta = torch.log(self.losses_before + EPS) - torch.log(after + EPS)
         z = torch.softmax(self.logits.detach(), dim=0)
-        self.logits.grad = z * (delta - z @ delta)  # J_softmax^T delta
-        self.optimizer.step()
-        self.logits.grad = None
+        self.task_logits.step(z * (delta - z @ delta))  # J_softmax^T delta
 
     def state_dict(self) -> dict[str, Tensor]:
-        if self.logits is None:
-            return {}
-        state = {"logits": self.logits.detach().clone(), **adam_tensors(self.optimizer, "adam.")}
+        state = self.task_logits.state_dict("logit")
         if self.losses_before is not None:
-            state["losses_before"] = self.losses_before.clone()
+            state.update(by_task(self.losses_before, self.task_logits.tasks, "loss_before"))
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        if "logits" not in state:
-            return
-        self._ensure_logits(state["logits"].shape[0])
-        with torch.no_grad():
-            self.logits.copy_(state["logits"])
-        load_adam_tensors(self.optimizer, state, "adam.")
-        self.losses_before = state["losses_before"].clone() if "losses_before" in state else None
+        self.task_logits.load_state_dict(state, "logit")
+        if any(key.startswith("loss_before/") for key in state):
+            self.losses_before = from_tasks(state, self.task_logits.tasks, "loss_before")

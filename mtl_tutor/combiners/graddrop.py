@@ -20,7 +20,8 @@ Guarantees: each coordinate of d agrees in sign with at least one task and never
 d_p = sum_k g_kp wherever all tasks agree in sign. Differences from the official code: we
 apply it to the gradients of the shared parameters (the paper inserts it at a chosen layer of
 activations); no leak (the paper's default) and the identity as the monotone function f.
-U is drawn from the combiner's own generator on the gradients' device.
+U is drawn from the combiner's own generator on the gradients' device; it does not depend on
+the order of the tasks.
 
 >>> import torch
 >>> G = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -33,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Combiner, check_inputs
+from .base import Combination, Combiner
 from .random_stream import RandomStream
 
 
@@ -56,8 +57,8 @@ class GradDrop(Combiner):
             self._buffers = b = torch.empty(4, G.shape[1], dtype=G.dtype, device=G.device)
         return b
 
-    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        check_inputs(G, losses)
+    def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
+                  ) -> Combination:
         positive, negative, threshold, scratch = self._scratch(G)
         torch.clamp(G[0], min=0, out=positive)
         negative.copy_(G[0])
@@ -68,7 +69,8 @@ class GradDrop(Combiner):
         threshold.uniform_(generator=self.random.on(G.device))
         threshold.mul_(torch.sub(positive, negative, out=scratch))  # U (pos - neg) < pos <=> P > U
         d = torch.where(threshold < positive, positive, negative)
-        return d.masked_fill_(threshold == positive, 0)  # P == U, and all-zero columns
+        d.masked_fill_(threshold == positive, 0)  # P == U, and all-zero columns
+        return Combination(d, gramian)
 
     def state_dict(self) -> dict[str, Tensor]:
         return self.random.state_dict()

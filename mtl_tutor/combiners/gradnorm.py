@@ -11,18 +11,22 @@ https://arxiv.org/abs/1711.02257, Algorithm 1. With ``W`` the last shared layer,
 then one step on ``w`` along ``dL_grad/dw_k = sign(G_W^k - target_k) ||g_k[W]||`` and a
 renormalisation to ``sum_k w_k = K``.
 
-Needs the column slice of the last shared layer, which it takes from :meth:`attach` (the last
-group, or the one named by ``layer``); calling it before ``attach`` raises an error saying so.
+The last shared layer's columns come from the
+:class:`~mtl_tutor.combiners.events.ColumnGroups` event (the last group, or the one named by
+``layer``); without it, all columns form the layer.
 
 Guarantees: the weights stay positive and sum to K; a task that trains more slowly than the
-others (larger r_k) is pushed towards a larger gradient norm. Differences from the official
-code (not released; LibMTL re-implements it): the weights take their own Adam step (learning
-rate ``lr``) inside the call, with the gradient of L_grad written out in closed form, rather
-than through the model's optimiser.
+others (larger r_k) is pushed towards a larger gradient norm. It needs every task in every
+step (the weights are renormalised over all tasks, and the training rates compared across all
+of them), so a run whose steps hold some of the tasks is refused.
+
+Differences from the official code (not released; LibMTL re-implements it): the weights
+(``task_weights``, one per task) take their own Adam step (learning rate ``lr``) inside the
+call, with the gradient of L_grad written out in closed form, rather than through the model's
+optimiser.
 
 >>> import torch
 >>> gradnorm = GradNorm()
->>> gradnorm.attach([("all", slice(0, 2))])
 >>> gradnorm(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.ones(2))
 tensor([1., 1.])
 """
@@ -34,16 +38,20 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .adam_state import adam_tensors, load_adam_tensors
-from .base import Combiner, check_inputs, weighted_sum
+from .adam_state import TaskValues, by_task, from_tasks
+from .base import HALF_DTYPES, Combination, Combiner, relative_change, weighted_sum
+from .events import ColumnGroups, TrainingEvent
 from .options import non_negative, positive
 
 
 class GradNorm(Combiner):
-    """Gradient normalisation (Chen et al., 2018), with the last shared layer from attach()."""
+    """Gradient normalisation (Chen et al., 2018) at the last shared layer."""
 
     name = "gradnorm"
     option_names = ("alpha", "lr", "layer")
+    events = frozenset({ColumnGroups})
+    needs_every_task = ("its weights are renormalised to sum to the number of tasks and its "
+                        "training rates compare every task, at every step")
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, layer: str = "") -> None:
         self.alpha = non_negative("alpha", alpha)
@@ -51,69 +59,59 @@ class GradNorm(Combiner):
         if not isinstance(layer, str):
             raise ValueError(f"layer must be a layer-group name ('' = the last), got {layer!r}")
         self.layer = layer
-        self.columns: slice | None = None
-        self.task_weights: Tensor | None = None
-        self.optimizer: torch.optim.Adam | None = None
-        self.initial_losses: Tensor | None = None
+        self.columns = slice(None)  # the last shared layer's columns of G
+        self.learnt = TaskValues("GradNorm", 1.0, torch.float64, self.lr)
+        self.initial_losses: Tensor | None = None  # L_k(0), the tasks in learnt.tasks order
 
-    def attach(self, layer_slices: Sequence[tuple[str, slice]]) -> None:
-        groups = dict(layer_slices)
-        if not groups:
-            raise ValueError("GradNorm.attach needs at least one (name, slice) layer group")
+    @property
+    def task_weights(self) -> Tensor | None:
+        """w [K], one weight per task (``learnt.tasks``), or None before the first step."""
+        return self.learnt.values
+
+    def declare_tasks(self, tasks: Sequence[str]) -> None:
+        super().declare_tasks(tasks)
+        self.learnt.start(self.tasks)
+
+    def on_event(self, event: TrainingEvent) -> None:
+        if not isinstance(event, ColumnGroups):
+            return
+        groups = dict(event.groups)
         if self.layer and self.layer not in groups:
             raise ValueError(f"layer {self.layer!r} is not among the groups {list(groups)}")
         self.columns = groups[self.layer] if self.layer else list(groups.values())[-1]
 
-    def _ensure_weights(self, K: int) -> None:
-        if self.task_weights is None or self.task_weights.shape[0] != K:
-            self.task_weights = torch.ones(K, dtype=torch.float64, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.task_weights], lr=self.lr)
-            self.initial_losses = None
-
-    def parameters(self) -> list[Tensor]:
-        return [] if self.task_weights is None else [self.task_weights]
-
-    def __call__(self, G: Tensor, losses: Tensor) -> Tensor:
-        check_inputs(G, losses)
-        if self.columns is None:
-            raise RuntimeError(
-                "GradNorm needs the last shared layer's columns of G: call "
-                "attach(layer_slices) first (the trainer does)"
-            )
-        self._ensure_weights(G.shape[0])
-        losses = losses.detach().to("cpu", torch.float64)
+    def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
+                  ) -> Combination:
+        order = self.canonical_order(tasks)
+        learnt = self.learnt.start(tuple(tasks[i] for i in order))
+        canonical_losses = losses[order]
         if self.initial_losses is None:
-            self.initial_losses = losses.clone()
-        weights = self.task_weights.detach().clone()
+            self.initial_losses = canonical_losses.clone()
+        weights = torch.empty_like(canonical_losses)
+        weights[order] = learnt.detach()  # row order
         d = weighted_sum(weights, G)
 
-        layer_norms = G[:, self.columns].norm(dim=1).to("cpu", torch.float64)  # ||g_k[W]||
-        weighted_norms = weights * layer_norms
-        relative = losses / self.initial_losses.clamp(min=torch.finfo(torch.float64).tiny)
-        rates = relative / relative.mean().clamp(min=torch.finfo(torch.float64).tiny)
+        layer = G[:, self.columns]
+        norms = (layer.float() if layer.dtype in HALF_DTYPES else layer).norm(dim=1)
+        layer_norms = norms.to("cpu", torch.float64)[order]  # ||g_k[W]||, canonical order
+        weighted_norms = learnt.detach() * layer_norms
+        tiny = torch.finfo(torch.float64).tiny
+        relative = canonical_losses / self.initial_losses.clamp(min=tiny)
+        rates = relative / relative.mean().clamp(min=tiny)
         targets = weighted_norms.mean() * rates**self.alpha
-        self.task_weights.grad = torch.sign(weighted_norms - targets) * layer_norms
-        self.optimizer.step()
-        self.task_weights.grad = None
+        self.learnt.step(torch.sign(weighted_norms - targets) * layer_norms)
         with torch.no_grad():
-            positive_weights = self.task_weights.clamp(min=1e-6)
-            self.task_weights.copy_(positive_weights * len(weights) / positive_weights.sum())
-        return d
+            positive_weights = learnt.clamp(min=1e-6)
+            learnt.copy_(positive_weights * len(learnt) / positive_weights.sum())
+        return Combination(d, gramian, weights, relative_change([(gramian, weights)]))
 
     def state_dict(self) -> dict[str, Tensor]:
-        if self.task_weights is None:
-            return {}
-        state = {"task_weights": self.task_weights.detach().clone(),
-                 **adam_tensors(self.optimizer, "adam.")}
+        state = self.learnt.state_dict("task_weight")
         if self.initial_losses is not None:
-            state["initial_losses"] = self.initial_losses.clone()
+            state.update(by_task(self.initial_losses, self.learnt.tasks, "initial_loss"))
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        if "task_weights" not in state:
-            return
-        self._ensure_weights(state["task_weights"].shape[0])
-        with torch.no_grad():
-            self.task_weights.copy_(state["task_weights"])
-        load_adam_tensors(self.optimizer, state, "adam.")
-        self.initial_losses = state.get("initial_losses")
+        self.learnt.load_state_dict(state, "task_weight")
+        if any(key.startswith("initial_loss/") for key in state):
+            self.initial_losses = from_tasks(state, self.learnt.tasks, "initial_loss")

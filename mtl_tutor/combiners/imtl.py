@@ -39,7 +39,8 @@ class IMTL(GramianCombiner):
 
     name = "imtl"
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         norms = gramian.diagonal().clamp(min=0).sqrt()
         scale = norms.max()
         if scale == 0:

@@ -37,5 +37,6 @@ class MGDA(GramianCombiner):
 
     name = "mgda"
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         return torch.from_numpy(min_norm_weights(gramian)).to(gramian.dtype)

@@ -16,7 +16,8 @@ warm-started from the previous step; we solve the same equation exactly by dampe
 (:func:`~mtl_tutor.combiners.fairness.fair_weights`), which needs no state. As in the official
 code, ``||d||^2 = sum_k w_k <g_k, d> = K`` whatever the gradients' scale (d is invariant to
 scaling G), and ``||d||`` is then clipped to ``max_norm`` (default 1; 0 disables), so the
-default step has unit norm; the weights can be reused for ``update_weights_every`` steps.
+default step has unit norm; the weights can be reused for ``update_weights_every`` steps
+(kept per task name, and reused only by a step holding the same tasks).
 
 >>> import torch
 >>> G = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
@@ -32,6 +33,7 @@ from torch import Tensor
 from .base import GramianCombiner
 from .fairness import fair_weights
 from .options import non_negative, positive_int
+from .task_names import row_names
 
 
 class NashMTL(GramianCombiner):
@@ -44,16 +46,18 @@ class NashMTL(GramianCombiner):
         self.max_norm = non_negative("max_norm", max_norm)
         self.update_weights_every = positive_int("update_weights_every", update_weights_every)
         self.step = 0
-        self.last_weights: Tensor | None = None
+        self.last_weights: dict[str, float] = {}  # task -> its weight when last solved
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
-        reuse = self.step % self.update_weights_every != 0 and self.last_weights is not None
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
+        names = tasks if tasks is not None else row_names(len(gramian), None, None)
+        reuse = self.step % self.update_weights_every != 0 and set(self.last_weights) == set(names)
         self.step += 1
-        if reuse and len(self.last_weights) == len(gramian):
-            weights = self.last_weights.to(gramian.dtype)
+        if reuse:
+            weights = torch.tensor([self.last_weights[t] for t in names], dtype=gramian.dtype)
         else:
             weights = torch.from_numpy(fair_weights(gramian, alpha=1.0)).to(gramian.dtype)
-            self.last_weights = weights
+            self.last_weights = dict(zip(names, weights.tolist()))
         norm = (weights @ gramian @ weights).clamp(min=0).sqrt()
         if self.max_norm > 0 and norm > self.max_norm:
             weights = weights * (self.max_norm / norm)
@@ -61,10 +65,11 @@ class NashMTL(GramianCombiner):
 
     def state_dict(self) -> dict[str, Tensor]:
         state = {"step": torch.tensor(self.step)}
-        if self.last_weights is not None:
-            state["last_weights"] = self.last_weights.clone()
+        for task, weight in self.last_weights.items():
+            state[f"last_weight/{task}"] = torch.tensor(weight, dtype=torch.float64)
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.step = int(state["step"])
-        self.last_weights = state["last_weights"].clone() if "last_weights" in state else None
+        self.last_weights = {key.removeprefix("last_weight/"): float(value)
+                             for key, value in state.items() if key.startswith("last_weight/")}

@@ -13,15 +13,14 @@ import torch
 from torch import Tensor
 
 from .base import generator_state
+from .options import integer
 
 
 class RandomStream:
     """Seeded torch generators, one per device, whose states form a checkpoint."""
 
     def __init__(self, seed: int) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        self.seed = seed
+        self.seed = integer("seed", seed)
         self.cpu = torch.Generator().manual_seed(seed)
         self._on_device: dict[str, torch.Generator] = {}
 

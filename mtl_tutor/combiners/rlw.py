@@ -11,7 +11,8 @@ weight, and the randomness helps escape poor local minima (the paper's argument)
 weighting: the trainer takes one backward pass of ``sum_k w_k L_k``.
 
 Differences from the official code (LibMTL's ``RLW``): none in the arithmetic; the samples come
-from the combiner's own seeded generator instead of the global RNG.
+from the combiner's own seeded generator instead of the global RNG, drawn for the step's tasks
+in the combiner's canonical order (so a task's weight does not depend on its row).
 
 >>> import torch
 >>> w = RLW(seed=0).loss_weights(torch.ones(3))
@@ -38,7 +39,7 @@ class RLW(LossWeighting):
         self.seed = seed
         self.random = RandomStream(seed)
 
-    def loss_weights(self, losses: Tensor) -> Tensor:
+    def weights_from_losses(self, losses: Tensor, tasks: tuple[str, ...]) -> Tensor:
         samples = torch.randn(losses.shape[0], generator=self.random.cpu)
         return torch.softmax(samples, dim=0).to(losses.device, losses.dtype)
 

@@ -22,5 +22,5 @@ class Sum(LossWeighting):
 
     name = "sum"
 
-    def loss_weights(self, losses: Tensor) -> Tensor:
+    def weights_from_losses(self, losses: Tensor, tasks: tuple[str, ...]) -> Tensor:
         return torch.ones_like(losses)

@@ -38,7 +38,8 @@ class UPGrad(GramianCombiner):
 
     name = "upgrad"
 
-    def weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+    def weights(self, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...] | None = None
+                ) -> Tensor:
         K = gramian.shape[0]
         projections = [dual_cone_weights(gramian, row) for row in np.eye(K) / K]
         return torch.from_numpy(np.sum(projections, axis=0)).to(gramian.dtype)

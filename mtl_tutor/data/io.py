@@ -2,9 +2,12 @@
 
 The format (../shared/data/cs224n/README.md): UTF-8, tab-separated, a header row, a leading unnamed
 index column, then the task's columns (:attr:`TaskSpec.columns`), label last; test files have no
-label column. Fields holding double quotes are CSV-quoted with doubled quotes, so rows are read
+label column (the public SST and CFIMDB test inputs carry a second index column, which is skipped).
+Fields holding double quotes are CSV-quoted with doubled quotes, so rows are read
 with Python's ``csv`` module (delimiter tab), as the course's starter code does; a quoted field
 may span several physical lines. Line numbers are physical file lines, 1 being the header.
+A data directory names its files ``{task}-{split}.csv`` or as the public release does
+(:meth:`TaskSpec.file_names`: ``ids-sst-train.csv``, ``quora-dev.csv``, ``sts-test-student.csv``).
 
 Two kinds of defect:
 - file-level (missing file, undecodable bytes, not tab-separated, wrong header, no rows): raise
@@ -85,8 +88,7 @@ class TaskData:
 def decode_file(path: Path) -> str:
     """The file's text; undecodable bytes raise :class:`DataFormatError` at their line."""
     if not path.is_file():
-        raise DataFormatError(path, None, "no such file; expected a CS224N task file "
-                                          "named {task}-{split}.csv")
+        raise DataFormatError(path, None, "no such file; expected a CS224N task file")
     data = path.read_bytes()
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
@@ -109,6 +111,16 @@ def records(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
             raise DataFormatError(path, line, f"unreadable row ({e}); expected tab-separated "
                                               "fields with CSV quoting") from e
         yield line, fields
+
+
+def extra_index_columns(header: list[str], task: TaskSpec) -> int:
+    """How many index columns precede the usual unnamed one: 1 in the public SST and CFIMDB test
+    inputs (header ``0<TAB><TAB>id<TAB>sentence``), 0 elsewhere."""
+    first = task.columns[0]
+    if first not in header[1:]:
+        return 0
+    extra = header.index(first) - 1
+    return extra if all(not h.strip() or h.strip().isdigit() for h in header[:extra]) else 0
 
 
 def check_header(path: Path, header: list[str], task: TaskSpec, labelled: bool) -> bool:
@@ -185,18 +197,18 @@ def read_task_file(path: str | Path, task: str | TaskSpec, *, labelled: bool = T
         raise ValueError(f"max_defect_fraction must lie in [0, 1], got {max_defect_fraction}")
     path = Path(path)
     if split is None:
-        prefix = f"{task.name}-"
-        split = path.stem.removeprefix(prefix) if path.stem.startswith(prefix) else ""
+        split = task.split_of(path.name) or ""
     rows = records(path, decode_file(path))
     try:
         _, header = next(rows)
     except StopIteration:
         raise DataFormatError(path, 1, f"empty file; expected a header row and rows of task "
                                        f"{task.name!r}") from None
-    has_label = check_header(path, header, task, labelled)
+    extra = extra_index_columns(header, task)
+    has_label = check_header(path, header[extra:], task, labelled)
     examples, issues = [], []
     for line, fields in rows:
-        parsed = parse_row(fields, line, task, has_label, labelled)
+        parsed = parse_row(fields[extra:], line, task, has_label, labelled)
         if isinstance(parsed, str):
             if strict:
                 raise DataFormatError(path, line, parsed)
@@ -220,11 +232,33 @@ def read_task_file(path: str | Path, task: str | TaskSpec, *, labelled: bool = T
     return TaskData(task, split, path, examples, issues)
 
 
+def task_file(data_dir: str | Path, task: str | TaskSpec, split: str) -> Path:
+    """The file of ``task`` and ``split`` in ``data_dir``, under either of its names
+    (:meth:`TaskSpec.file_names`); a missing file, or one present under both names, is an error
+    naming what was expected."""
+    task, data_dir = get_task(task), Path(data_dir)
+    names = task.file_names(split)
+    present = [data_dir / name for name in names if (data_dir / name).is_file()]
+    if len(present) > 1:
+        raise DataFormatError(data_dir, None, f"both {' and '.join(p.name for p in present)} "
+                                              f"hold {task.name!r} {split!r} data; keep one")
+    if not present:
+        expected = " or ".join(names)
+        if not data_dir.is_dir():
+            raise DataFormatError(data_dir, None, f"no such directory; expected a folder of "
+                                                  f"CS224N task files such as {expected}")
+        raise DataFormatError(data_dir / names[0], None,
+                              f"no such file; expected {expected} in {data_dir} (the public "
+                              f"files: mtl-tutor data download --tasks {task.name})")
+    return present[0]
+
+
 def load_task(data_dir: str | Path, task: str | TaskSpec, split: str, *,
               strict: bool = False) -> TaskData:
-    """Read ``{data_dir}/{task}-{split}.csv``; split "test" is read without labels."""
+    """Read the file of ``task`` and ``split`` in ``data_dir`` (:func:`task_file`); split "test"
+    is read without labels."""
     task = get_task(task)
-    path = Path(data_dir) / f"{task.name}-{split}.csv"
+    path = task_file(data_dir, task, split)
     return read_task_file(path, task, labelled=split != "test", strict=strict, split=split)
 
 

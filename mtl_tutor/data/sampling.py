@@ -8,7 +8,8 @@ exactly as the original would have.
 Samplers (``get_sampler(name, ...)``):
 - "round-robin": every step holds one batch of every task, so the trainer gets K per-task
   gradients per step (what gradient combiners need).
-- "sequential": all batches of task 1, then all of task 2, ...; one task per step.
+- "sequential": all batches of task 1, then all of task 2, ...; one task per step (or as many
+  batches of each as one task has).
 - "proportional": one task per step, task k drawn with probability N_k / sum_j N_j.
 - "annealed": Stickland & Murray 2019, "BERT and PALs: Projected Attention Layers for Efficient
   Adaptation in Multi-Task Learning", https://arxiv.org/abs/1902.02671, section 4: task k drawn
@@ -52,6 +53,13 @@ class Sampler(ABC):
     @property
     def task_names(self) -> tuple[str, ...]:
         return tuple(self.task_sizes)
+
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        """Whether every step holds a batch of every task (combiners that need all tasks in
+        each step ask this). True for round-robin; one-task-per-step samplers only when there
+        is a single task."""
+        return len(self.task_names) == 1
 
     def batches(self, task: str) -> int:
         """Batches in one pass over ``task``."""
@@ -142,6 +150,10 @@ class RoundRobinSampler(Sampler):
     def options(self) -> dict:
         return {"epoch_length": self.epoch_length, "task_order": self.task_order}
 
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        return True
+
     def steps_per_epoch(self, epoch: int = 0) -> int:
         counts = [self.batches(t) for t in self.task_names]
         if self.epoch_length == "min":
@@ -158,18 +170,38 @@ class RoundRobinSampler(Sampler):
 
 
 class SequentialSampler(Sampler):
-    """All batches of the first task, then all of the second, ...; one task per step."""
+    """The batches of the first task, then those of the second, ...; one task per step.
+
+    epoch_length: "all" (every batch of every task) or a task name (each task gives as many
+      batches as that task has, as in an epoch sized to it; the other streams wrap around or
+      stop short).
+    """
 
     name = "sequential"
 
+    def __init__(self, task_sizes: dict[str, int], batch_size: int, *, seed: int = 0,
+                 epoch_length: str = "all"):
+        super().__init__(task_sizes, batch_size, seed=seed)
+        if epoch_length not in ("all", *self.task_names):
+            raise ValueError(f"epoch_length must be 'all' or a task name "
+                             f"({', '.join(self.task_names)}), got {epoch_length!r}")
+        self.epoch_length = epoch_length
+
+    def options(self) -> dict:
+        return {"epoch_length": self.epoch_length}
+
+    def task_steps(self, task: str) -> int:
+        """Steps of ``task`` in one epoch."""
+        return self.batches(task if self.epoch_length == "all" else self.epoch_length)
+
     def steps_per_epoch(self, epoch: int = 0) -> int:
-        return sum(self.batches(t) for t in self.task_names)
+        return sum(self.task_steps(t) for t in self.task_names)
 
     def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
         for task in self.task_names:
-            if index < self.batches(task):
+            if index < self.task_steps(task):
                 return [task]
-            index -= self.batches(task)
+            index -= self.task_steps(task)
         raise ValueError(f"step {index} lies beyond epoch {epoch}")
 
 
@@ -252,6 +284,12 @@ class WarmupSampler(Sampler):
     def options(self) -> dict:
         return {"sampler": self.sampler.config(), "warmup_task": self.warmup_task,
                 "warmup_epochs": self.warmup_epochs}
+
+    @property
+    def every_step_holds_every_task(self) -> bool:
+        """The warm-up's steps hold one task only."""
+        single = len(self.task_names) == 1
+        return (single or self.warmup_epochs == 0) and self.sampler.every_step_holds_every_task
 
     def __repr__(self) -> str:
         return (f"WarmupSampler({self.sampler!r}, warmup_task={self.warmup_task!r}, "

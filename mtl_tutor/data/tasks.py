@@ -23,6 +23,8 @@ class TaskSpec:
     label_range: smallest and largest valid label.
     metric: "accuracy" or "pearson".
     columns: the header after the unnamed index column, label last.
+    public_name: the prefix of the public release's file names (``ids-sst`` in
+      ``ids-sst-train.csv``); its unlabelled test inputs are ``{public_name}-test-student.csv``.
     """
 
     name: str
@@ -32,6 +34,24 @@ class TaskSpec:
     label_range: tuple[float, float]
     metric: str
     columns: tuple[str, ...]
+    public_name: str
+
+    def file_names(self, split: str) -> tuple[str, ...]:
+        """The names a file of ``split`` may have in a data directory: ``{name}-{split}.csv``,
+        then the public release's name (``ids-sst-dev.csv``, ``sts-test-student.csv``)."""
+        public_split = "test-student" if split == "test" else split
+        return tuple(dict.fromkeys((f"{self.name}-{split}.csv",
+                                    f"{self.public_name}-{public_split}.csv")))
+
+    def split_of(self, file_name: str) -> str | None:
+        """The split of a file named as :meth:`file_names` names them (``ids-sst-dev.csv``:
+        "dev", ``sts-test-student.csv``: "test"), or None for another name."""
+        stem = file_name.removesuffix(".csv")
+        for prefix in (f"{self.public_name}-", f"{self.name}-"):
+            if stem.startswith(prefix) and len(stem) > len(prefix):
+                split = stem.removeprefix(prefix)
+                return "test" if split == "test-student" else split
+        return None
 
     @property
     def text_columns(self) -> tuple[str, ...]:
@@ -45,13 +65,13 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "sst": TaskSpec("sst", "single", "class", 5, (0, 4), "accuracy",
-                    ("id", "sentence", "sentiment")),
+                    ("id", "sentence", "sentiment"), "ids-sst"),
     "quora": TaskSpec("quora", "pair", "binary", None, (0, 1), "accuracy",
-                      ("id", "sentence1", "sentence2", "is_duplicate")),
+                      ("id", "sentence1", "sentence2", "is_duplicate"), "quora"),
     "sts": TaskSpec("sts", "pair", "score", None, (0, 5), "pearson",
-                    ("id", "sentence1", "sentence2", "similarity")),
+                    ("id", "sentence1", "sentence2", "similarity"), "sts"),
     "cfimdb": TaskSpec("cfimdb", "single", "class", 2, (0, 1), "accuracy",
-                       ("id", "sentence", "sentiment")),
+                       ("id", "sentence", "sentiment"), "ids-cfimdb"),
 }
 
 MULTITASK: tuple[str, ...] = ("sst", "quora", "sts")

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from mtl_tutor.combiners import COMBINER_NAMES
+from mtl_tutor.combiners.base import check_finite_gradients, gramian_of
 
 from .combine import combined_direction, fresh_combiner
 from .constructions import CONSTRUCTIONS
@@ -77,8 +78,9 @@ class GradientGeometry:
         self.losses = torch.ones(num_tasks, dtype=torch.float64) if losses is None else (
             torch.as_tensor(losses, dtype=torch.float64)
         )
-        if self.losses.shape != (num_tasks,):
-            raise ValueError(f"losses must have {num_tasks} values, got {tuple(self.losses.shape)}")
+        if self.losses.shape != (num_tasks,) or not bool(self.losses.isfinite().all()):
+            raise ValueError(f"losses must be {num_tasks} finite values, got "
+                             f"{self.losses.tolist()}")
         self.dim = dim
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -107,6 +109,8 @@ class GradientGeometry:
         gradients and continues with the drawn 3-D vectors.
         """
         K = G.shape[0]
+        names = list(task_names or DEFAULT_TASK_NAMES[:K])
+        check_finite_gradients(gramian_of(G.detach()), names)  # NaN cannot be drawn: say so
         task_losses = torch.ones(K) if losses is None else losses.detach()
         view = cls(K, dim=3, combiner=combiner, task_names=task_names, seed=seed,
                    losses=task_losses.double().tolist())
@@ -217,20 +221,20 @@ class GradientGeometry:
         name = self.combiner
         if self._model_gradients is None:
             G = torch.as_tensor(self.gradients)
-            d = combined_direction(name, G, self.losses, self.seed)
-            total = combined_direction("sum", G, self.losses)
+            d = combined_direction(name, G, self.losses, self.task_names, self.seed)
+            total = combined_direction("sum", G, self.losses, self.task_names)
             return (G.numpy(), d.numpy(), total.numpy(), (G @ G.T).numpy(), (G @ d).numpy(), "")
         G, losses, method, scale = self._model_gradients
-        d = combined_direction(name, G, losses, self.seed)
+        d = combined_direction(name, G, losses, self.task_names, self.seed)
         projection = project_onto_span(G, d, method)
         total = project_onto_span(G, G.sum(0), method).direction
-        gramian = (G @ G.T).double().numpy()
+        gramian = gramian_of(G).numpy()
         note = (
             f"Model gradients projected onto 3 axes of their span ({method}), scaled by "
             f"{scale:.3g}; {100 * projection.direction_outside:.1f}% of |d| lies outside them."
         )
         return (projection.gradients * scale, projection.direction * scale, total * scale,
-                gramian, (G @ d).double().numpy(), note)
+                gramian, (G.double() @ d.double()).numpy(), note)
 
     def figure(self) -> go.Figure:
         """The current view as a static ``go.Figure``."""
@@ -241,25 +245,32 @@ class GradientGeometry:
         gradients, d, total, gramian, g_dot_d, note = self._state()
         construct = CONSTRUCTIONS.get(name)
         constructions = [] if construct is None else construct(
-            gradients, self.task_names, fresh_combiner(name, self.dim, self.seed)
+            gradients, self.task_names, fresh_combiner(name, self.dim, self.task_names, self.seed)
         )
         fig = geometry_figure(gradients, d, combiner_name=name, task_names=self.task_names,
                               reference=total, constructions=constructions)
         return fig, readout_html(gradients, gramian, g_dot_d, d, self.task_names, name, note)
 
+    def _failure(self, error: Exception) -> str:
+        return f"{self.combiner} failed: {type(error).__name__}: {error}"
+
     def _redraw(self) -> None:
         try:
             fig, text = self._figure_and_readout()
         except Exception as error:  # a combiner that fails on these inputs: say so, keep going
-            self.readout.value = (f'<div class="mtl-geometry-error">{self.combiner} failed: '
-                                  f"{type(error).__name__}: {error}</div>")
+            self.readout.value = (f'<div class="mtl-geometry-error">'
+                                  f"{html.escape(self._failure(error))}</div>")
             return
         show_figure(self.figure_widget, fig)
         self.readout.value = text
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        return live_and_static_mimebundle(self.figure(), self.widget, repr(self), include,
-                                          exclude)
+        try:
+            figure = self.figure()
+        except Exception as error:  # the message instead of a figure of NaN
+            return {**(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}),
+                    "text/plain": f"{self!r}: {self._failure(error)}"}
+        return live_and_static_mimebundle(figure, self.widget, repr(self), include, exclude)
 
     def __repr__(self) -> str:
         return (f"GradientGeometry(num_tasks={len(self.task_names)}, dim={self.dim}, "

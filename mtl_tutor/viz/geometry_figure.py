@@ -124,12 +124,12 @@ def combiner_figure(
     task_losses = torch.ones(G.shape[0], dtype=G.dtype) if losses is None else (
         torch.as_tensor(losses, dtype=G.dtype)
     )
-    direction = combined_direction(combiner_name, G, task_losses, seed).numpy()
-    reference = combined_direction("sum", G, task_losses).numpy()
     names = list(task_names or DEFAULT_TASK_NAMES[: G.shape[0]])
+    direction = combined_direction(combiner_name, G, task_losses, names, seed).numpy()
+    reference = combined_direction("sum", G, task_losses, names).numpy()
     construct = CONSTRUCTIONS.get(combiner_name)
     constructions = [] if construct is None else construct(
-        G.numpy(), names, fresh_combiner(combiner_name, G.shape[1], seed)
+        G.numpy(), names, fresh_combiner(combiner_name, G.shape[1], names, seed)
     )
     return geometry_figure(
         G.numpy(), direction, combiner_name=combiner_name, task_names=names,

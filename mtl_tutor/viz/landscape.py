@@ -22,13 +22,14 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from mtl_tutor.combiners import COMBINER_NAMES
+from mtl_tutor.combiners import COMBINER_NAMES, LossesAfterStep
 
 from .combine import fresh_combiner
 from .notebook import live_and_static_mimebundle, show_figure
 from .toy_problems import TOY_PROBLEMS, ToyProblem
 
 SURFACES = ("sum", "task 1", "task 2")
+TASKS = ("task 1", "task 2")  # the names of the Jacobian's rows
 TRAJECTORY_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -74,15 +75,17 @@ def trajectories(
     lr = toy.lr if lr is None else lr
     if steps < 0 or not lr > 0:
         raise ValueError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
-    combiners = [fresh_combiner(combiner, 2, seed) for _ in starts]
+    combiners = [fresh_combiner(combiner, 2, TASKS, seed) for _ in starts]
     paths = [[np.asarray(start, dtype=float)] for start in starts]
     running = list(range(len(starts)))
     for _ in range(steps):
         losses, J = jacobians(toy, np.stack([paths[i][-1] for i in running]))
         finite = np.isfinite(losses).all(axis=1) & np.isfinite(J).all(axis=(1, 2))
         for row, i in enumerate(running):
-            d = combiners[i](torch.as_tensor(J[row]), torch.as_tensor(losses[row])).detach()
-            step = lr * d.numpy()
+            step = np.zeros(2)
+            if finite[row]:  # a combiner refuses NaN: the path ends here
+                d = combiners[i](torch.as_tensor(J[row]), torch.as_tensor(losses[row]))
+                step = lr * d.detach().numpy()
             length = float(np.linalg.norm(step))
             finite[row] &= np.isfinite(length)
             if finite[row] and length > toy.max_step:
@@ -96,10 +99,10 @@ def trajectories(
         running = [i for row, i in enumerate(running) if finite[row]]
         if not running:
             break
-        if any(combiners[i].wants_losses_after for i in running):
+        if LossesAfterStep in combiners[0].events:
             after, _ = jacobians(toy, np.stack([paths[i][-1] for i in running]))
             for row, i in enumerate(running):
-                combiners[i].on_step_end(torch.as_tensor(after[row]))
+                combiners[i].on_event(LossesAfterStep(dict(zip(TASKS, after[row].tolist()))))
     return [np.stack(path) for path in paths]
 
 

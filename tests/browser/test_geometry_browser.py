@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_tutor.combiners import get_combiner
+from mtl_tutor.combiners import ColumnGroups, get_combiner
 from mtl_tutor.viz.export import find_chromium
 from mtl_tutor.viz.geometry_figure import gradients_from_angles
 
@@ -114,7 +114,7 @@ def shown(page, attribute: str) -> np.ndarray:
 def expected_direction(name: str, angles: list[float]) -> np.ndarray:
     G = torch.as_tensor(gradients_from_angles(angles, START_LENGTHS))
     combine = get_combiner(name, seed=0)
-    combine.attach([("all", slice(0, 2))])
+    combine.on_event(ColumnGroups((("all", slice(0, 2)),)))
     return combine(G, torch.ones(3, dtype=G.dtype)).detach().numpy()
 
 
