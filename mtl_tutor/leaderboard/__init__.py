@@ -30,7 +30,7 @@ from .evidence import DevLabels, Evidence
 from .plan import Board, estimate_seconds, plan_board, select_runs, step_factors, train_sizes
 from .profiles import check_profile_names, get_profile
 from .recipes import check_settings_keys, load_all
-from .records import data_files, read_records
+from .records import data_files, read_record, read_records
 from .report import leaderboard_figure, write_report
 from .runs import LeaderboardRun, execute, recorded_status
 from .table import current_records, leaderboard_rows
@@ -146,11 +146,15 @@ def plan_lines(board: Board, runs: Sequence[LeaderboardRun], statuses: Mapping,
     sizes, factors = train_sizes(data, _tasks(board)), step_factors(bench)
     lines, total = [], 0.0
     for run in runs:
+        if statuses[run] == "recorded":
+            minutes = read_record(run.record)["wall_seconds"] / 60
+            lines.append(f"{run.label:<55} recorded   {minutes:6.1f} min")
+            continue
         factor = factors.get(run.recipe.name)
         minutes = estimate_seconds(run.config, sizes, cost, factor) / 60
-        total += minutes if statuses[run] != "recorded" else 0.0
+        total += minutes
         mark = "" if factor is not None else "  (step cost not measured)"
-        lines.append(f"{run.label:<55} {statuses[run]:<9} ~{minutes:6.1f} min{mark}")
+        lines.append(f"{run.label:<55} to run    ~{minutes:6.1f} min{mark}")
     lines.append(f"{sum(s != 'recorded' for s in statuses.values())} of {len(runs)} runs to "
                  f"go: about {total / 60:.1f} hours")
     return lines

@@ -63,7 +63,7 @@ class Claim:
         return (self.recipe,) + ((self.reference,) if self.reference else ())
 
 
-def _claim(raw: dict, where: str) -> Claim:
+def _claim(raw: dict) -> Claim:
     unknown = [k for k in raw if k not in CLAIM_KEYS]
     if unknown:
         raise OptionError(repr(unknown[0]), f"is no claim key; valid keys: "
@@ -118,7 +118,7 @@ def load_claims(path: str | Path) -> list[Claim]:
     claims = []
     for number, entry in enumerate(raw["claim"], 1):
         try:
-            claims.append(_claim(entry, f"{path} claim {number}"))
+            claims.append(_claim(entry))
         except OptionError as e:
             name = entry.get("id", number) if isinstance(entry, dict) else number
             raise ValueError(f"{path} (claim {name}): {e}") from e

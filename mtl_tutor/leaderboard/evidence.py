@@ -113,7 +113,7 @@ class Evidence:
                 mine = [self.aligned(recipe, s) for s in seeds]
                 theirs = [self.aligned(reference, s) for s in seeds]
                 tasks = {}
-                for task in mine[0]:
+                for task in (t for t in mine[0] if t in theirs[0]):  # the tasks both trained
                     _, _, labels = self.labels.task(task)
                     tasks[task] = TaskPredictions(
                         get_task(task).metric, labels, np.stack([m[task] for m in mine]),

@@ -43,6 +43,7 @@ class Board:
     claims: list[Claim]
     baseline: str
     runs: list[LeaderboardRun]
+    changes: dict  # --set: TrainConfig fields over every run
 
     @property
     def compared(self) -> set[str]:
@@ -78,7 +79,7 @@ def plan_board(profile: Profile, recipes: Sequence[Recipe], claims: Sequence[Cla
                 check_recipe(config)
             runs.append(LeaderboardRun(recipe, profile.name, seed, config,
                                        record_path(results, profile.name, recipe.name, seed)))
-    return Board(profile, list(recipes), list(claims), baseline, runs)
+    return Board(profile, list(recipes), list(claims), baseline, runs, dict(changes or {}))
 
 
 def select_runs(board: Board, only: Iterable[str] = (), seeds: Iterable[int] = ()

@@ -143,9 +143,10 @@ def execute(run: LeaderboardRun, data: Mapping, command: str) -> dict:
             else peak_rss_bytes() - rss_before)
     evaluations = [e.to_dict() for e in read_evals(scratch)]
     best = summary.get("best")
-    selected = next(i for i, e in enumerate(evaluations)
-                    if e["step"] == best["step"]) if best else None
-    predictions = None if diverged else dev_predictions(scratch, config.data, str(device))
+    selected = next((i for i, e in enumerate(evaluations) if e["step"] == best["step"]),
+                    None) if best else None
+    predictions = None if diverged or selected is None else dev_predictions(
+        scratch, config.data, str(device))
     steps = read_steps(scratch)
     record = {
         "format": RECORD_FORMAT, "recipe": run.recipe.name, "profile": run.profile,

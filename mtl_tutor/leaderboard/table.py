@@ -49,7 +49,7 @@ def current_records(board: Board, records: Mapping[tuple[str, int], dict], data:
         if planned is None:  # a seed the profile does not ask for: still a valid run
             template = next(run.config for run in board.runs if run.recipe.name == name)
             planned = resolve(recipes[name], board.profile.name, board.profile.settings,
-                              data=template.data, out=template.out, seed=seed)
+                              board.changes, data=template.data, out=template.out, seed=seed)
         where = str(record_path(results, board.profile.name, name, seed))
         check_data(record, data, data_dir, where)
         differences = config_differences(record, planned)
