@@ -71,7 +71,9 @@ def test_cpu_profile_sizes_every_epoch_to_sts_and_seeds_the_claims_twice(cpu_boa
                            "warmup_epoch_length": "sts"}
         recipe = next(r for r in cpu_board.recipes if r.name == name)
         assert recipe.config.epochs == 8  # the recipe itself keeps the report's budget
-        assert "cpu profile" in recipe.description
+    for recipe in cpu_board.recipes:  # a recipe the budget changes says so
+        for profile in recipe.profile_settings:
+            assert f"{profile} profile" in recipe.description, recipe.name
 
 
 def test_round_robin_gradvac_uses_the_reports_target_rule_pcgrad_gets_no_options():
