@@ -5,21 +5,28 @@ One process, the real MiniLM-L6 backbone (or ``--backbone tiny``), K = 3 real ta
 :func:`mtl_tutor.step_cost.step_time_ratios`: each repetition times one full ``take_step``
 (forward, backward(s), combine, clip, AdamW) with ``sum`` and then with each combiner on the same
 batches, so slow drifts of the machine hit both sides alike. Prints the median ratio per
-combiner and the memory of the per-task gradient buffer G.
+combiner and the memory of the per-task gradient buffer G, and writes every repetition's ratios
+to ``results/bench/combiner_overhead.json`` (``--json``), which the leaderboard's claims table
+reads (mtl_tutor.leaderboard.verdicts).
 
     python bench/combiner_overhead.py [--data ../shared/data/cs224n] [--repeats 3]
-        [--combiners pcgrad,gradvac] [--backbone minilm-l6] [--device cuda]
+        [--combiners pcgrad,gradvac] [--backbone minilm-l6] [--device cuda] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import statistics
+import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from mtl_tutor.combiners import COMBINER_NAMES, ColumnGroups, get_combiner
+from mtl_tutor.leaderboard.records import provenance, write_json
 from mtl_tutor.run_config import TrainConfig
-from mtl_tutor.step_cost import step_time_ratios
+from mtl_tutor.step_cost import step_time_samples
 from mtl_tutor.train import build_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cs224n"
@@ -33,6 +40,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--combiners", default=",".join(n for n in COMBINER_NAMES if n != "sum"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default="results/bench/combiner_overhead.json",
+                        help="where the repetitions' ratios go")
     args = parser.parse_args()
     names = [n for n in args.combiners.split(",") if n]
 
@@ -47,7 +56,9 @@ def main() -> None:
     for name in names:
         combiners[name] = get_combiner(name, seed=0, tasks=config.tasks)
         combiners[name].on_event(ColumnGroups(tuple(run.grads.layer_slices)))
-    ratios, sum_seconds = step_time_ratios(run, batches, combiners, args.repeats)
+    samples, sum_steps = step_time_samples(run, batches, combiners, args.repeats)
+    ratios = {name: statistics.median(r) for name, r in samples.items()}
+    sum_seconds = statistics.median(sum_steps)
 
     g_mib = run.grads.G.numel() * run.grads.G.element_size() / 2**20
     tokens = sum(int(v.ne(0).sum()) for [b] in batches for k, v in b.inputs.items()
@@ -60,6 +71,13 @@ def main() -> None:
     print("| --- | --- |")
     for name in names:
         print(f"| {name} | {ratios[name]:.2f}x |")
+    write_json(args.json, {
+        "bench": "combiner_overhead", "reference": "sum", "repeats": args.repeats,
+        "ratios": samples, "reference_seconds": sum_steps, "backbone": args.backbone,
+        "batch_size": args.batch_size, **provenance(device),
+        "command": shlex.join(["python", *sys.argv]),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

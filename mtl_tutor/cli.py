@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +26,30 @@ PREDICTION_FILES = {
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of ``train``: one per TrainConfig field (mtl_tutor.cli_arguments), and --resume."""
+    """The flags of ``train``: one per TrainConfig field (mtl_tutor.cli_arguments), --recipe,
+    --profile and --resume."""
     add_arguments(p, TrainConfig)
+    p.add_argument("--recipe", metavar="FILE",
+                   help="start from the settings of a recipe file (configs/*.toml); the other "
+                        "flags override them")
+    p.add_argument("--profile", metavar="NAME",
+                   help="with --recipe: under budget profile NAME of the profiles.toml beside "
+                        "the recipe (cpu, gpu)")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the interrupted run in RUN exactly (other options are ignored)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**option_values(args, TrainConfig))
+    """The run's config: the flags given, over a recipe (and its profile) when --recipe names
+    one."""
+    flags = option_values(args, TrainConfig)
+    if getattr(args, "recipe", None):
+        from .leaderboard.recipe_file import recipe_config
+
+        return recipe_config(args.recipe, args.profile, flags)
+    if getattr(args, "profile", None):
+        raise ValueError("--profile: a profile sizes a recipe; give --recipe FILE too")
+    return TrainConfig(**flags)
 
 
 def cmd_train(args) -> int:
@@ -124,16 +141,28 @@ def cmd_demo(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .leaderboard import run_leaderboard
+    from .leaderboard import build_report, load_board, run_leaderboard
     from .train import TrainingInterrupted
 
-    try:
-        run_leaderboard(args.configs, locate_data(args.data), args.out,
-                        parse_options(args.set, "--set"))
-    except TrainingInterrupted as e:
-        print(f"interrupted: {e}; run the same command again to go on", file=sys.stderr)
-        return 130
-    print(f"wrote {Path(args.out) / 'leaderboard.md'}, leaderboard.csv and leaderboard.html")
+    board = load_board(args.profile, args.configs, args.data or "", args.profiles, args.claims,
+                       args.baseline, args.out, args.results,
+                       parse_options(args.set, "--set"), check=not args.report_only)
+    if args.report_only:
+        report = build_report(board, args.data, args.results, args.bench)
+    else:
+        only = [n for part in args.only for n in part.split(",") if n]
+        seeds = [int(s) for part in args.seeds for s in part.split(",") if s]
+        command = shlex.join(["mtl-tutor", *sys.argv[1:]])
+        try:
+            report = run_leaderboard(board, args.data, only, seeds, command, args.plan,
+                                     args.bench, args.results)
+        except TrainingInterrupted as e:
+            print(f"interrupted: {e}; run the same command again to go on", file=sys.stderr)
+            return 130
+    if report is not None:
+        written = report.write(Path(args.results) / args.profile)
+        print(report.header.split("\n\n")[-1])
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -158,13 +187,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("leaderboard", help="run the recipes of TOML files over seeds; compare")
+    p = sub.add_parser("leaderboard", help="run the recipes under a budget profile, keep a "
+                                           "record per run, compare them with the baseline "
+                                           "and test the reports' claims")
+    p.add_argument("--profile", default="cpu", help="budget profile (profiles.toml) [cpu]")
     p.add_argument("--configs", nargs="+", default=["configs"],
-                   help="recipe files, or directories of *.toml files")
+                   help="recipe files, or directories of *.toml files [configs]")
+    p.add_argument("--profiles", help="profiles file [profiles.toml beside the recipes]")
+    p.add_argument("--claims", help="claims file [claims.toml beside the recipes]")
+    p.add_argument("--baseline", default="baseline_sum",
+                   help="the recipe every other is compared with [baseline_sum]")
     p.add_argument("--data", help="folder of task files (default: as for train)")
-    p.add_argument("--out", default="runs/leaderboard", help="runs and leaderboard files")
+    p.add_argument("--results", default="results/leaderboard",
+                   help="records and report, under PROFILE/ [results/leaderboard]")
+    p.add_argument("--out", default="runs/leaderboard",
+                   help="where runs train, under PROFILE/ (scratch) [runs/leaderboard]")
+    p.add_argument("--bench", default="results/bench",
+                   help="bench results the claims and --plan read [results/bench]")
+    p.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
+                   help="runs to train: recipe names, recipe file names, 'claims' (the "
+                        "baseline and the claims' recipes) or 'others' (repeatable)")
+    p.add_argument("--seeds", action="append", default=[], metavar="S[,S]",
+                   help="train only these of the profile's seeds (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig field for every run, e.g. backbone=tiny (repeatable)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--plan", action="store_true",
+                      help="list the selected runs, recorded or not, with the expected minutes")
+    mode.add_argument("--report-only", action="store_true",
+                      help="rebuild the tables and the plot from the records; train nothing")
     p.set_defaults(func=cmd_leaderboard)
     add_data_parser(sub)
     return parser

@@ -30,9 +30,10 @@ def timed_step(run: Run, batches: list[list], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def step_time_ratios(run: Run, batches: list[list], combiners: dict[str, Combiner],
-                     repeats: int = 3) -> tuple[dict[str, float], float]:
-    """(median step time / sum step time per combiner, median sum step in seconds).
+def step_time_samples(run: Run, batches: list[list], combiners: dict[str, Combiner],
+                      repeats: int = 3) -> tuple[dict[str, list[float]], list[float]]:
+    """(per combiner, its step time / the sum step timed just before it, one per repetition;
+    the sum steps' seconds).
 
     run: a :class:`~mtl_tutor.train.Run` built with ``combiner="sum"``; its combiner is
     swapped for each of ``combiners`` (attached to ``run.grads.layer_slices`` by the caller) and
@@ -57,4 +58,12 @@ def step_time_ratios(run: Run, batches: list[list], combiners: dict[str, Combine
                 ratios[name].append(timed_step(run, batches, run.device) / base[-1])
     finally:
         run.combiner = base_combiner
+    return ratios, base
+
+
+def step_time_ratios(run: Run, batches: list[list], combiners: dict[str, Combiner],
+                     repeats: int = 3) -> tuple[dict[str, float], float]:
+    """(median step time / sum step time per combiner, median sum step in seconds), from
+    :func:`step_time_samples` (same arguments)."""
+    ratios, base = step_time_samples(run, batches, combiners, repeats)
     return {name: statistics.median(r) for name, r in ratios.items()}, statistics.median(base)

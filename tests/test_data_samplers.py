@@ -79,6 +79,19 @@ def test_warmup_trains_one_task_first_then_the_sampler(name):
     assert epoch_steps(sampler, 2) == epoch_steps(plain, 0)
 
 
+def test_warmup_epochs_sized_to_another_task():
+    sized = get_sampler("round-robin", SIZES, 10, warmup_task="quora", warmup_epochs=2,
+                        warmup_epoch_length="sts", epoch_length="sts")
+    assert [sized.steps_per_epoch(e) for e in range(3)] == [4, 4, 4]  # 40 STS rows / 10
+    assert [sized.tasks_for_step(s) for s in (0, 7, 8)] == [["quora"], ["quora"],
+                                                            ["sst", "quora", "sts"]]
+    with pytest.raises(ValueError, match="warmup_epoch_length must be one of sst, quora, sts"):
+        get_sampler("sequential", SIZES, 10, warmup_task="sst", warmup_epochs=1,
+                    warmup_epoch_length="mnli")
+    with pytest.raises(ValueError, match="needs both warmup_task and warmup_epochs"):
+        get_sampler("sequential", SIZES, 10, warmup_task="sst", warmup_epoch_length="sts")
+
+
 @pytest.mark.parametrize("name, options", [
     ("round-robin", {"task_order": "shuffled"}), ("sequential", {}), ("proportional", {}),
     ("annealed", {"epochs": 3}), ("annealed", {"warmup_task": "sst", "warmup_epochs": 1}),
@@ -104,7 +117,8 @@ def test_unknown_names_and_options_list_the_valid_ones():
     with pytest.raises(ValueError, match="round-robin, sequential, proportional, annealed"):
         get_sampler("uniform", SIZES, 10)
     with pytest.raises(ValueError, match="unknown option.*temperature.*valid options: epochs, "
-                                         "steps_per_epoch, warmup_task, warmup_epochs"):
+                                         "steps_per_epoch, warmup_task, warmup_epochs, "
+                                         "warmup_epoch_length"):
         get_sampler("annealed", SIZES, 10, temperature=2)
     with pytest.raises(ValueError, match="epoch_length must be 'min', 'max' or a task name"):
         get_sampler("round-robin", SIZES, 10, epoch_length="cfimdb")

@@ -1,152 +1,257 @@
-"""The leaderboard tool: every recipe in configs/ builds; unknown keys are named; an end-to-end
-run on the synthetic corpus writes the table and skips finished runs when invoked again."""
+"""The leaderboard's files: every recipe in configs/ builds under every profile, the claims name
+existing recipes, settings merge in the documented order, bad files are refused by name, runs
+are selected and ordered (claims first), and a run's expected cost follows the cost model."""
 
-import csv
-import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from mtl_tutor.cli import main
 from mtl_tutor.combiners import COMBINER_NAMES
-from mtl_tutor.leaderboard import runs
-from mtl_tutor.leaderboard.recipes import check_recipe, load_recipes, recipe_files
-from mtl_tutor.leaderboard.report import aggregate, markdown_table
-from mtl_tutor.leaderboard.runs import log_statistics, run_once
-from mtl_tutor.train import TrainingDiverged
+from mtl_tutor.data import get_sampler
+from mtl_tutor.leaderboard import load_board
+from mtl_tutor.leaderboard.claims import load_claims
+from mtl_tutor.leaderboard.plan import estimate_seconds, run_shape, select_runs
+from mtl_tutor.leaderboard.profiles import CostModel, load_profiles
+from mtl_tutor.leaderboard.recipes import (
+    apply_changes,
+    load_all,
+    load_recipes,
+    merge_settings,
+    recipe_files,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SIZES = {"sst": 8000, "quora": 14212, "sts": 5500}  # training rows of the CS224N files
 
 
-def test_every_config_builds_and_every_combiner_is_on_the_board():
-    recipes = [r for path in recipe_files([CONFIGS]) for r in load_recipes(path)]
-    names = [r.name for r in recipes]
+@pytest.fixture(scope="module")
+def cpu_board():
+    return load_board("cpu", [CONFIGS], check=True)  # every recipe's model built (tiny BERT)
+
+
+def test_every_config_builds_and_every_combiner_is_on_the_board(cpu_board):
+    names = [r.name for r in cpu_board.recipes]
     assert len(names) == len(set(names))
-    for recipe in recipes:
-        assert recipe.config.backbone == "minilm-l6"
-        assert recipe.seeds == (0, 1, 2)
-        check_recipe(recipe.config)  # combiner, sampler and model built, nothing trained
-    assert set(COMBINER_NAMES) <= {r.config.combiner for r in recipes}
-    cross = {r.name: r.config for r in recipes if r.name.startswith("cross_heads-")}
-    assert all(c.pair_encoding == "cross" for c in cross.values())
-    assert "cross_heads-mgda" in cross
+    assert all(r.config.backbone == "minilm-l6" for r in cpu_board.recipes)
+    assert set(COMBINER_NAMES) <= {r.config.combiner for r in cpu_board.recipes}
+    assert {p.name for p in recipe_files([CONFIGS])}.isdisjoint({"profiles.toml", "claims.toml"})
+    cross = [r for r in cpu_board.recipes if r.name.startswith("cross_heads-")]
+    assert all(r.config.pair_encoding == "cross" for r in cross) and len(cross) == 15
+    gpu = load_board("gpu", [CONFIGS])
+    assert [(r.recipe.name, r.seed) for r in gpu.runs if r.recipe.name == "baseline_sum"] == [
+        ("baseline_sum", 0), ("baseline_sum", 1), ("baseline_sum", 2)]
 
 
-def test_unknown_key_names_the_file_and_the_key(tmp_path):
+def test_cpu_profile_sizes_every_epoch_to_sts_and_seeds_the_claims_twice(cpu_board):
+    profile = cpu_board.profile
+    assert profile.settings["epochs"] == 1
+    compared = cpu_board.compared
+    assert "baseline_sum" in compared and "kehoe_ravella_warmup_gradvac" in compared
+    assert {c.recipe for c in load_claims(CONFIGS / "claims.toml") if c.kind != "bench"} \
+        <= compared
+    for run in cpu_board.runs:
+        config = run.config
+        seeds = [r.seed for r in cpu_board.runs if r.recipe is run.recipe]
+        assert seeds == ([0, 1] if run.recipe.name in compared else [0])
+        sampler = get_sampler(config.sampler, SIZES, config.batch_size,
+                              **config.sampler_arguments())
+        warmup = config.sampler_options.get("warmup_epochs", 0)
+        assert config.epochs - warmup == 1, run.label  # the profile's multitask epoch
+        tasks_per_step = 1 if config.sampler == "sequential" else 3
+        steps = sampler.total_steps(config.epochs)
+        sts_batches = math.ceil(SIZES["sts"] / config.batch_size)  # 172
+        assert steps == sts_batches * (3 // tasks_per_step + warmup), run.label
+    by_name = {r.recipe.name: r.config for r in cpu_board.runs}
+    # the budget shrinks the reports' 5 paraphrase warm-up epochs to one sized to STS
+    for name in ("kehoe_ravella_smart_gradvac", "kehoe_ravella_warmup_gradvac"):
+        options = by_name[name].sampler_options
+        assert options == {"epoch_length": "sts", "warmup_task": "quora", "warmup_epochs": 1,
+                           "warmup_epoch_length": "sts"}
+        recipe = next(r for r in cpu_board.recipes if r.name == name)
+        assert recipe.config.epochs == 8  # the recipe itself keeps the report's budget
+    for recipe in cpu_board.recipes:  # a recipe the budget changes says so
+        for profile in recipe.profile_settings:
+            assert f"{profile} profile" in recipe.description, recipe.name
+
+
+def test_round_robin_gradvac_uses_the_reports_target_rule_pcgrad_gets_no_options():
+    recipes = {r.name: r.config for r in load_recipes(CONFIGS / "kehoe_ravella_round_robin.toml")}
+    assert recipes["kehoe_ravella_round_robin-gradvac"].combiner_options == {
+        "target_update": "on-intervention"}
+    assert recipes["kehoe_ravella_round_robin-pcgrad"].combiner_options == {}
+    assert recipes["kehoe_ravella_round_robin-sum"].combiner_options == {}
+
+
+def test_recipe_file_errors_name_the_file_and_the_key(tmp_path):
     path = tmp_path / "typo.toml"
-    path.write_text('name = "typo"\ndescription = "x"\nlearning_rate = 1e-4\n')
-    with pytest.raises(ValueError, match=r"typo\.toml: unknown key 'learning_rate'"):
-        load_recipes(path)
-    path.write_text('name = "typo"\ndescription = "x"\nseed = 3\n')
-    with pytest.raises(ValueError, match=r"typo\.toml: key 'seed' is set by the leaderboard"):
-        load_recipes(path)
-    path.write_text('name = "typo"\ndescription = "x"\npair_encoding = "both"\n')
-    with pytest.raises(ValueError, match=r"typo\.toml: pair_encoding must be"):
-        load_recipes(path)
+    for body, message in [
+        ("learning_rate = 1e-4", r"typo\.toml: unknown key 'learning_rate'"),
+        ("seed = 3", r"typo\.toml: key 'seed' is set by the leaderboard"),
+        ("seeds = [0]", r"typo\.toml: key 'seeds' is set by the profile"),
+        ('pair_encoding = "both"', r"typo\.toml: pair_encoding must be"),
+        ('combiners = ["sum", "pcgrad"]\ncombiner_options.gradvac = {beta = 0.1}',
+         r"combiner_options names \['gradvac'\], not in combiners"),
+        ('combiners = ["gradvac"]\ncombiner_options.gradvac = {beta = 2.0}',
+         r"typo\.toml: combiner_options"),
+        ('[profiles.cpu]\nlearning_rate = 1', r"typo\.toml \[profiles\.cpu\]: unknown key"),
+    ]:
+        path.write_text(f'name = "typo"\ndescription = "x"\n{body}\n')
+        with pytest.raises(ValueError, match=message):
+            load_recipes(path)
 
 
-def test_combiners_expand_into_one_run_each(tmp_path):
+def test_per_combiner_options_go_to_their_combiner_alone(tmp_path):
     path = tmp_path / "many.toml"
-    path.write_text('name = "many"\ndescription = "x"\nseeds = [4]\n'
-                    'combiners = ["sum", "pcgrad"]\nepochs = 2\n')
+    path.write_text('name = "many"\ndescription = "x"\ncombiners = ["sum", "gradvac"]\n'
+                    'combiner_options.gradvac = {target_update = "on-intervention"}\n'
+                    'epochs = 2\n')
     recipes = load_recipes(path)
-    assert [(r.name, r.config.combiner, r.config.epochs, r.seeds) for r in recipes] == [
-        ("many-sum", "sum", 2, (4,)), ("many-pcgrad", "pcgrad", 2, (4,))]
+    assert [(r.name, r.family, r.config.combiner, r.config.combiner_options, r.config.epochs)
+            for r in recipes] == [
+        ("many-sum", "many", "sum", {}, 2),
+        ("many-gradvac", "many", "gradvac", {"target_update": "on-intervention"}, 2)]
 
 
-def test_log_statistics_counts_conflicts_changes_and_skips_evaluations():
-    records = [
-        {"step": 0, "epoch": 0, "time": 1.0, "losses": {"a": 1.0, "b": 1.0},
-         "cosines": {"a/b": -0.1}, "conflict": True, "changed": 0.5},
-        {"step": 1, "epoch": 0, "time": 2.0, "losses": {"a": 1.0, "b": 1.0},
-         "cosines": {"a/b": 0.3}, "conflict": False, "changed": 0.0},
-        {"step": 2, "epoch": 1, "time": 13.0, "losses": {"a": 1.0, "b": 1.0},
-         "cosines": {"a/b": 0.2}, "conflict": False, "changed": 0.02},  # after the evaluation
-        {"step": 3, "epoch": 1, "time": 14.0, "losses": {"a": 1.0}, "cosines": {},
-         "conflict": False, "changed": 0.0},
-    ]
-    stats = log_statistics(records, eval_steps=[2])
-    assert stats["steps"] == 4
-    assert stats["steps_per_second"] == pytest.approx(3 / 3.0)
-    assert stats["conflict_fraction"] == pytest.approx(1 / 3)
-    assert stats["changed_fraction_per_epoch"] == {0: 0.5, 1: 1.0}
-    no_pairs = log_statistics([{"step": 0, "epoch": 0, "time": 0.5, "losses": {}}], [])
-    assert no_pairs["conflict_fraction"] is None and no_pairs["changed_fraction_per_epoch"] == {}
+def test_settings_merge_recipe_then_profile_then_its_profile_table_then_changes():
+    recipe = {"epochs": 3, "sampler_options": {"epoch_length": "max", "task_order": "shuffled"},
+              "heads": {"sts": {"name": "cosine", "scale": 5.0}}, "combiner": "gradvac",
+              "combiner_options": {"beta": 0.1}}
+    profile = {"epochs": 1, "sampler_options": {"epoch_length": "sts"}}
+    merged = merge_settings(recipe, profile)
+    assert merged["epochs"] == 1
+    assert merged["sampler_options"] == {"epoch_length": "sts", "task_order": "shuffled"}
+    assert merge_settings(merged, {"heads": {"sts": {"scale": 4.0}}})["heads"] == {
+        "sts": {"name": "cosine", "scale": 4.0}}  # options of the same head merge
+    assert merge_settings(merged, {"heads": {"sts": {"name": "pair-mlp"}}})["heads"] == {
+        "sts": {"name": "pair-mlp"}}  # another head replaces the entry
+    assert apply_changes(merged, {"combiner": "pcgrad"})["combiner"] == "pcgrad"
+    assert "combiner_options" not in apply_changes(merged, {"combiner": "pcgrad"})
+    assert apply_changes(merged, {"combiner": "gradvac"})["combiner_options"] == {"beta": 0.1}
+    assert recipe["epochs"] == 3 and recipe["sampler_options"]["epoch_length"] == "max"
 
 
-def test_a_diverged_run_is_recorded_and_shown(tmp_path, monkeypatch):
-    def diverge(config, resume):
-        raise TrainingDiverged("step 3: the loss of task sts is NaN or infinite")
-
-    monkeypatch.setattr(runs, "train", diverge)
-    path = tmp_path / "wild.toml"
-    path.write_text('name = "wild"\ndescription = "too fast"\nseeds = [0]\nlr = 10.0\n'
-                    'device = "cpu"\n')
-    (recipe,) = load_recipes(path)
-    config = replace(recipe.config, out=str(tmp_path / "wild" / "seed0"))
-    Path(config.out).mkdir(parents=True)
-    result, trained = run_once(recipe, config)
-    assert trained and "sts is NaN" in result["diverged"] and result["metrics"] == {}
-    assert run_once(recipe, config) == (result, False)  # recorded: not run again
-    row = aggregate(recipe, [result])
-    assert row["diverged"] == 1 and row["metrics"] == {}
-    assert row["wall_seconds"] is None and row["peak_memory_mib"] is None
-    assert "| 1 | wild | 1 (1 diverged) |" in markdown_table([row])
-
-
-def test_leaderboard_end_to_end_and_resumable(tmp_path, synthetic_dir, capsys):
+def write_board(tmp_path, profiles=None, claims=None):
     configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "plain.toml").write_text(
-        'name = "plain"\ndescription = "the sum"\nclaim = "baseline"\nseeds = [0, 1]\n'
-        'combiner = "sum"\nbatch_size = 8\nmax_length = 32\n')
-    (configs / "surgery.toml").write_text(
-        'name = "surgery"\ndescription = "PCGrad"\nseeds = [0]\ncombiners = ["pcgrad"]\n'
-        'batch_size = 8\nmax_length = 32\n')
-    out = tmp_path / "board"
-    argv = ["leaderboard", "--configs", str(configs), "--data", str(synthetic_dir),
-            "--out", str(out), "--set", "backbone=tiny", "--set", "max_steps=2",
-            "--set", "epochs=1", "--set", "progress=false"]
-    assert main(argv) == 0
-    first = capsys.readouterr().out
-    assert first.count("trained") == 3 and "skipped" not in first
+    configs.mkdir(exist_ok=True)
+    (configs / "base.toml").write_text('name = "base"\ndescription = "the sum"\n')
+    (configs / "surgery.toml").write_text('name = "surgery"\ndescription = "x"\n'
+                                          'combiners = ["pcgrad", "gradvac"]\n')
+    (configs / "other.toml").write_text('name = "other"\ndescription = "x"\nlr = 1e-4\n'
+                                        '[profiles.small]\nlr = 2e-4\n')
+    (configs / "profiles.toml").write_text(profiles or (
+        '[small]\ndescription = "tiny"\nseeds = [0, 1]\nother_seeds = [5]\n'
+        '[small.settings]\nepochs = 2\n'
+        '[small.cost]\nstep_seconds = 2.0\nevaluation_seconds = 10\nsetup_seconds = 5\n'))
+    (configs / "claims.toml").write_text(claims or (
+        '[[claim]]\nid = "c"\nreport = "R"\ntext = "PCGrad beats the sum"\nkind = "metric"\n'
+        'recipe = "surgery-pcgrad"\nreference = "base"\nmetric = "overall"\nexpect = "higher"\n'
+        'confirms = "x"\n'))
+    return configs
 
-    result = json.loads((out / "surgery-pcgrad" / "seed0" / "result.json").read_text())
-    assert result["steps"] == 2 and result["config"]["backbone"] == "tiny"
-    assert set(result["metrics"]) == {"sst_acc", "para_acc", "sts_pearson", "overall"}
-    assert 0 <= result["conflict_fraction"] <= 1
-    assert set(result["changed_fraction_per_epoch"]) == {"0"}
-    assert result["steps_per_second"] > 0 and result["peak_memory_mib"] >= 0
-    plain = json.loads((out / "plain" / "seed1" / "result.json").read_text())
-    assert plain["conflict_fraction"] is None  # the sum logs no per-task gradients
 
-    table = (out / "leaderboard.md").read_text()
-    assert table.startswith("| rank | run | seeds | sst_acc | para_acc | sts_pearson | overall |")
-    rows = {line.split(" | ")[1]: line for line in table.splitlines()[2:4]}
-    assert set(rows) == {"plain", "surgery-pcgrad"}
-    assert rows["plain"].split(" | ")[2] == "2" and rows["plain"].endswith("| — | — |")
-    assert "- **plain**: the sum *Tests: baseline*" in table
-    with open(out / "leaderboard.csv", newline="") as f:
-        board = {row["name"]: row for row in csv.DictReader(f)}
-    assert board["plain"]["seeds"] == "2" and board["plain"]["conflict_fraction_mean"] == ""
-    overalls = [plain["metrics"]["overall"], json.loads(
-        (out / "plain" / "seed0" / "result.json").read_text())["metrics"]["overall"]]
-    assert float(board["plain"]["overall_mean"]) == pytest.approx(sum(overalls) / 2)
-    assert board["surgery-pcgrad"]["overall_std"] == ""  # one seed: no spread
-    assert (out / "leaderboard.html").exists()
+def test_runs_come_claims_first_with_the_profiles_seeds_and_can_be_picked(tmp_path):
+    configs = write_board(tmp_path)
+    board = load_board("small", [configs], data="DATA", baseline="base")
+    assert [(r.recipe.name, r.seed) for r in board.runs] == [
+        ("base", 0), ("base", 1), ("surgery-pcgrad", 0), ("surgery-pcgrad", 1),
+        ("other", 5), ("surgery-gradvac", 5)]
+    run = board.runs[2]
+    assert run.config.out == str(Path("runs/leaderboard/small/surgery-pcgrad/seed0"))
+    assert run.record == Path("results/leaderboard/small/surgery-pcgrad/seed0.json")
+    assert run.config.seed == 0 and run.config.data == "DATA" and run.config.epochs == 2
+    assert next(r for r in board.runs if r.recipe.name == "other").config.lr == 2e-4
 
-    logs = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/log.jsonl")}
-    assert len(logs) == 3
-    older = out / "plain" / "seed0" / "result.json"  # as if recorded before a field existed
-    recorded = json.loads(older.read_text())
-    del recorded["config"]["log_layer_cosines"]
-    older.write_text(json.dumps(recorded))
-    assert main(argv) == 0
-    assert capsys.readouterr().out.count("skipped (finished before)") == 3
-    assert {p: p.stat().st_mtime_ns for p in logs} == logs
-    assert (out / "leaderboard.md").read_text() == table
+    def picked(only=(), seeds=()):
+        return [(r.recipe.name, r.seed) for r in select_runs(board, only, seeds)]
 
-    changed = argv[:-1] + ["progress=false", "--set", "lr=0.01"]
-    assert main(changed) == 2  # a finished run with other settings is not silently reused
-    assert "other values of ['lr']" in capsys.readouterr().err
+    assert picked(["claims"]) == [("base", 0), ("base", 1), ("surgery-pcgrad", 0),
+                                  ("surgery-pcgrad", 1)]
+    assert picked(["others"]) == [("other", 5), ("surgery-gradvac", 5)]
+    assert picked(["surgery"]) == [("surgery-pcgrad", 0), ("surgery-pcgrad", 1),
+                                   ("surgery-gradvac", 5)]
+    assert picked(["base", "other"], [1, 5]) == [("base", 1), ("other", 5)]
+    with pytest.raises(ValueError, match="--only: 'bse' is no recipe"):
+        picked(["bse"])
+    with pytest.raises(ValueError, match="--baseline: no recipe 'nothing'"):
+        load_board("small", [configs], baseline="nothing")
+    with pytest.raises(ValueError, match="--profile: no profile 'cpu' in .*profiles.toml; "
+                                         "profiles: small"):
+        load_board("cpu", [configs], baseline="base")
+
+
+@pytest.mark.parametrize("profile, message", [
+    ('[p]\ndescription = "x"\nseeds = [0, 0]\n', r"\[p\]: seeds must be a non-empty list"),
+    ('[p]\ndescription = "x"\nseeds = [-1]\n', r"\[p\]: seeds\[0\] must be an integer >= 0"),
+    ('[p]\ndescription = "x"\nseeds = [0]\nepochs = 1\n', r"\[p\]: unknown key 'epochs'"),
+    ('[p]\ndescription = "x"\nseeds = [0]\n[p.settings]\nseed = 1\n',
+     r"\[p\] settings: key 'seed' is set by the leaderboard"),
+    ('[p]\ndescription = "x"\nseeds = [0]\n[p.cost]\nstep_seconds = 1\n',
+     r"\[p\]: cost must give exactly step_seconds, evaluation_seconds, setup_seconds"),
+    ('[p]\ndescription = ""\nseeds = [0]\n', r"\[p\]: description must say"),
+])
+def test_a_bad_profile_is_refused_by_name(tmp_path, profile, message):
+    path = tmp_path / "profiles.toml"
+    path.write_text(profile)
+    with pytest.raises(ValueError, match=message):
+        load_profiles(path)
+
+
+def test_a_recipe_table_for_an_unknown_profile_is_refused(tmp_path):
+    configs = write_board(tmp_path)
+    (configs / "other.toml").write_text('name = "other"\ndescription = "x"\n[profiles.big]\n'
+                                        'lr = 2e-4\n')
+    with pytest.raises(ValueError, match=r"other\.toml: \[profiles\.big\] names no profile"):
+        load_board("small", [configs], baseline="base")
+
+
+CLAIM = ('[[claim]]\nid = "c"\nreport = "R"\ntext = "t"\nconfirms = "x"\n'
+         'recipe = "surgery-pcgrad"\n')
+
+
+@pytest.mark.parametrize("body, message", [
+    ('kind = "metric"\nreference = "base"\nmetric = "accuracy"\nexpect = "higher"',
+     "metric of a metric claim must be one of sst_acc"),
+    ('kind = "metric"\nreference = "base"\nmetric = "overall"\nexpect = "about"',
+     "value is given exactly when"),
+    ('kind = "metric"\nreference = "base"\nmetric = "overall"\nexpect = "better"',
+     "expect must be one of higher, lower, about"),
+    ('kind = "weights"\nmetric = "paraphrase"\nexpect = "higher"',
+     "of a weights claim names the favoured task"),
+    ('kind = "bench"\nreference = "sum"\nmetric = "step time ratio"\nexpect = "lower"',
+     "a bench claim names its bench file"),
+    ('kind = "metric"\nreference = "nothing"\nmetric = "overall"\nexpect = "higher"',
+     "recipe 'nothing' is not among the recipes"),
+    ('kind = "metric"\nreference = "base"\nmetric = "overall"\nexpect = "higher"\nsize = 1',
+     "'size' is no claim key"),
+])
+def test_a_bad_claim_is_refused_naming_the_file_and_the_claim(tmp_path, body, message):
+    configs = write_board(tmp_path, claims=CLAIM + body + "\n")
+    with pytest.raises(ValueError, match=r"claims\.toml \(claim c\): .*" + message):
+        load_board("small", [configs], baseline="base")
+
+
+def test_every_claim_of_configs_names_recipes_that_exist():
+    claims = load_claims(CONFIGS / "claims.toml")
+    names = {r.name for r in load_all([CONFIGS])}
+    assert len(claims) >= 10
+    assert all(set(c.recipes) <= names for c in claims)
+    assert {c.kind for c in claims} == {"metric", "weights", "bench"}
+
+
+def test_expected_cost_follows_the_cost_model(tmp_path):
+    configs = write_board(tmp_path)
+    board = load_board("small", [configs], baseline="base")
+    sizes = {"sst": 100, "quora": 70, "sts": 40}
+    config = board.runs[0].config  # round-robin, epoch over the largest task: 4 steps, 2 epochs
+    assert run_shape(config, sizes) == (8, 2, 3.0)
+    cost = CostModel(step_seconds=2.0, evaluation_seconds=10.0, setup_seconds=5.0)
+    assert estimate_seconds(config, sizes, cost, None) == 5 + 8 * 2.0 + (2 + 1) * 10
+    assert estimate_seconds(config, sizes, cost, 1.5) == 5 + 8 * 2.0 * 1.5 + (2 + 1) * 10
+    sequential = replace(config, sampler="sequential", sampler_options={}, max_steps=5,
+                         eval_every=2)
+    steps, evaluations, batches = run_shape(sequential, sizes)
+    assert (steps, evaluations, batches) == (5, 1 + 2, 1.0)  # the end, and after steps 2 and 4
+    expected = 5 + 5 * 2.0 / 3 + 4 * 10  # a step of one task: a third of the baseline's
+    assert estimate_seconds(sequential, sizes, cost, None) == pytest.approx(expected)

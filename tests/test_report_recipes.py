@@ -86,7 +86,8 @@ def test_kehoe_ravella_recipes_pair_methods_as_the_report_did():
     recipes = {n: c for n, c in RECIPES.items() if n.startswith("kehoe_ravella")}
     assert set(recipes) == {"kehoe_ravella_round_robin-sum", "kehoe_ravella_round_robin-pcgrad",
                             "kehoe_ravella_round_robin-gradvac", "kehoe_ravella_sequential",
-                            "kehoe_ravella_smart_gradvac", "kehoe_ravella_accumulation"}
+                            "kehoe_ravella_smart_gradvac", "kehoe_ravella_warmup_gradvac",
+                            "kehoe_ravella_accumulation"}
     sizes = {"sst": 8000, "quora": 14214, "sts": 5500}
     for name, config in recipes.items():
         assert config.pair_encoding == "cross"
@@ -97,15 +98,19 @@ def test_kehoe_ravella_recipes_pair_methods_as_the_report_did():
         per_task = steps if config.sampler == "round-robin" else steps // 3
         assert per_task == -(-sizes["sts"] // config.batch_size)
         smart = name == "kehoe_ravella_smart_gradvac"
-        # the paraphrase warm-up (5 epochs) and SMART belong to SMART + GradVac alone
-        assert warmup == (5 if smart else 0)
+        # the paraphrase warm-up (5 epochs) belongs to SMART + GradVac, and to the same recipe
+        # without SMART that measures what each adds; SMART to SMART + GradVac alone
+        warmed = smart or name == "kehoe_ravella_warmup_gradvac"
+        assert warmup == (5 if warmed else 0)
         assert config.epochs == warmup + 3
-        if smart:
+        if warmed:
             assert sampler.tasks_for_step(0) == ["quora"]
         assert bool(config.aux_losses) == smart
         assert (config.accumulation_steps > 1) == (name == "kehoe_ravella_accumulation")
-        if config.accumulation_steps > 1 or smart:
+        if config.accumulation_steps > 1 or warmed:
             assert config.combiner == "gradvac"
+        if config.combiner == "gradvac":  # the reports' GradVac code moves a target only
+            assert config.combiner_options == {"target_update": "on-intervention"}  # when used
     model = tiny_model("kehoe_ravella_smart_gradvac")
     assert model.smart_placement == "after-combining"
     for task, terms in model.smart_terms.items():

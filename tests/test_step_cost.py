@@ -27,6 +27,11 @@ def test_each_combiner_step_follows_a_sum_step_after_one_warm_up_each(
                       "gradvac": pytest.approx((7 / 6 + 11 / 10) / 2)}
     assert sum_seconds == pytest.approx((6 + 8) / 2)  # median of 4, 6, 8, 10
     assert run.combiner.name == "sum"
+    seen.clear()
+    durations = iter(range(1, 1000))
+    samples, sum_steps = step_cost.step_time_samples(run, batches, combiners, repeats=2)
+    assert samples == {"pcgrad": [5 / 4, 9 / 8], "gradvac": [7 / 6, 11 / 10]}  # each repetition
+    assert sum_steps == [4, 6, 8, 10]
 
 
 def test_a_timed_step_is_one_training_step(synthetic_dir, tmp_path):

@@ -17,7 +17,9 @@ Samplers (``get_sampler(name, ...)``):
   e = 1..E, from proportional (alpha = 1) towards nearly uniform (alpha = 0.2).
 Any sampler takes ``warmup_task=..., warmup_epochs=N``: only that task for the first N epochs, as
 Kehoe & Ravella (CS224N 2023 report) trained on paraphrase alone for 5 epochs first; the wrapped
-sampler then counts its epochs from the end of the warm-up.
+sampler then counts its epochs from the end of the warm-up. A warm-up epoch is one pass over the
+warm-up task, or, with ``warmup_epoch_length=TASK``, as many batches as TASK has (an epoch sized to
+STS, say).
 """
 
 from __future__ import annotations
@@ -268,9 +270,14 @@ class AnnealedSampler(ProportionalSampler):
 
 class WarmupSampler(Sampler):
     """Only ``warmup_task`` for the first ``warmup_epochs`` epochs, then ``sampler`` (whose
-    epochs count from the end of the warm-up)."""
+    epochs count from the end of the warm-up).
 
-    def __init__(self, sampler: Sampler, warmup_task: str, warmup_epochs: int):
+    warmup_epoch_length: the task whose batches one warm-up epoch has (None: the warm-up task's
+      own, one pass over it).
+    """
+
+    def __init__(self, sampler: Sampler, warmup_task: str, warmup_epochs: int,
+                 warmup_epoch_length: str | None = None):
         super().__init__(sampler.task_sizes, sampler.batch_size, seed=sampler.seed)
         if warmup_task not in self.task_sizes:
             raise ValueError(f"warmup_task must be one of {', '.join(self.task_names)}, "
@@ -278,12 +285,19 @@ class WarmupSampler(Sampler):
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) \
                 or warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
+        if warmup_epoch_length is not None and warmup_epoch_length not in self.task_sizes:
+            raise ValueError(f"warmup_epoch_length must be one of {', '.join(self.task_names)}, "
+                             f"got {warmup_epoch_length!r}")
         self.sampler, self.warmup_task, self.warmup_epochs = sampler, warmup_task, warmup_epochs
+        self.warmup_epoch_length = warmup_epoch_length
         self.name = sampler.name
 
     def options(self) -> dict:
-        return {"sampler": self.sampler.config(), "warmup_task": self.warmup_task,
-                "warmup_epochs": self.warmup_epochs}
+        options = {"sampler": self.sampler.config(), "warmup_task": self.warmup_task,
+                   "warmup_epochs": self.warmup_epochs}
+        if self.warmup_epoch_length is not None:  # saved states of earlier runs stay valid
+            options["warmup_epoch_length"] = self.warmup_epoch_length
+        return options
 
     @property
     def every_step_holds_every_task(self) -> bool:
@@ -292,12 +306,14 @@ class WarmupSampler(Sampler):
         return (single or self.warmup_epochs == 0) and self.sampler.every_step_holds_every_task
 
     def __repr__(self) -> str:
+        length = (f", warmup_epoch_length={self.warmup_epoch_length!r}"
+                  if self.warmup_epoch_length is not None else "")
         return (f"WarmupSampler({self.sampler!r}, warmup_task={self.warmup_task!r}, "
-                f"warmup_epochs={self.warmup_epochs})")
+                f"warmup_epochs={self.warmup_epochs}{length})")
 
     def steps_per_epoch(self, epoch: int = 0) -> int:
         if epoch < self.warmup_epochs:
-            return self.batches(self.warmup_task)
+            return self.batches(self.warmup_epoch_length or self.warmup_task)
         return self.sampler.steps_per_epoch(epoch - self.warmup_epochs)
 
     def tasks_in_epoch(self, epoch: int, index: int) -> list[str]:
@@ -315,7 +331,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
     for cls in (RoundRobinSampler, SequentialSampler, ProportionalSampler, AnnealedSampler)
 }
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
-WARMUP_OPTIONS = ("warmup_task", "warmup_epochs")
+WARMUP_OPTIONS = ("warmup_task", "warmup_epochs", "warmup_epoch_length")
 
 
 def sampler_options(name: str) -> tuple[str, ...]:
@@ -344,6 +360,6 @@ def get_sampler(name: str, task_sizes: dict[str, int], batch_size: int, *, seed:
     sampler = SAMPLERS[name](task_sizes, batch_size, seed=seed, **options)
     if not warmup:
         return sampler
-    if len(warmup) == 1:
+    if "warmup_task" not in warmup or "warmup_epochs" not in warmup:
         raise ValueError("warm-up needs both warmup_task and warmup_epochs")
     return WarmupSampler(sampler, **warmup)

@@ -1,49 +1,86 @@
-"""Leaderboard runs: train one seed of a recipe (or reuse its recorded result) and measure it.
+"""Leaderboard runs: train one seed of a recipe under a profile and keep its record.
 
-Each run trains into ``OUT/NAME/seedS`` and leaves ``result.json`` there: the best dev metrics,
-the wall time of ``train`` (data loading and evaluations included), steps per second of the
-training steps alone (from ``log.jsonl``, the steps that follow an evaluation left out), the peak
-memory (CUDA ``max_memory_allocated``; on the CPU the rise of the process's peak resident set
-size, whose kernel high-water mark is reset before each run on Linux), and conflict statistics
-from the log: the fraction of steps with some pair of task gradients at a negative cosine
-(:func:`~mtl_tutor.run_log.conflict_fraction`), and per epoch the fraction of steps in which
-the combiner moved the summed direction by more than 1% (``changed > 0.01``). Both need
-per-task gradients: loss-weighting combiners (``sum``, ``uncertainty``, ...) take one backward
-pass and log none, and steps of a single task have no pair. A run that diverges (NaN or infinite
-loss) is recorded as such. A run with ``result.json`` is reused when its recorded configuration
-matches; a run interrupted after a checkpoint continues from it.
+A run trains in a scratch directory (``runs/leaderboard/PROFILE/RECIPE/seedS``); when it
+finishes, its record (:mod:`~mtl_tutor.leaderboard.records`) goes to
+``results/leaderboard/PROFILE/RECIPE/seedS.json`` and the scratch directory keeps the logs and the
+best model but loses ``checkpoint.pt``. A run whose record exists is skipped when the record was
+made with the same settings and data, and refused, before anything trains, when not. A run
+interrupted after a checkpoint continues from it.
+
+Measures: the wall time of the whole run (building, training, evaluations, the dev predictions),
+the trainer's own clock (training and evaluations, across resumptions), steps per second of the
+training steps alone (from ``log.jsonl``, the steps that follow an evaluation left out), and the
+peak memory (CUDA ``max_memory_allocated``; on the CPU the rise of the process's peak resident
+set size, whose kernel high-water mark is reset before each run on Linux). A run that diverges
+(NaN or infinite loss) is recorded as such, without predictions.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from ..checkpoint import TRAINING_STATE
 from ..run_config import TrainConfig
-from ..run_log import (
-    StepRecord,
-    changed_steps,
-    conflict_fraction,
-    read_evals,
-    read_steps,
-    step_records,
-)
+from ..run_log import StepRecord, read_evals, read_steps, step_records
 from ..train import TrainingDiverged, resolve_device, train
 from .recipes import Recipe
+from .records import (
+    RECORD_FORMAT,
+    check_data,
+    comparable,
+    config_differences,
+    dev_predictions,
+    epoch_statistics,
+    provenance,
+    read_record,
+    write_json,
+)
 
-CHANGED_THRESHOLD = 0.01  # "the combiner changed the summed direction": |d - sum g| > 1% |sum g|
-UNCOMPARED_KEYS = ("out", "progress")  # may differ when a finished run is reused
+
+@dataclass(frozen=True, eq=False)  # one object per run: hashed by identity
+class LeaderboardRun:
+    """One seed of one recipe under one profile: its resolved config (data, scratch directory
+    and seed set) and where its record goes."""
+
+    recipe: Recipe
+    profile: str
+    seed: int
+    config: TrainConfig
+    record: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe.name} seed {self.seed}"
+
+
+def recorded_status(run: LeaderboardRun, data: Mapping, data_dir: str | Path) -> str:
+    """"recorded" when the run's record exists and was made with the run's settings, "to run"
+    when there is none; a record made with other settings or on other data files (``data``:
+    :func:`~mtl_tutor.leaderboard.records.data_files` of ``data_dir``) is an error saying what
+    differs."""
+    if not run.record.exists():
+        return "to run"
+    record = read_record(run.record)
+    check_data(record, data, data_dir, str(run.record))
+    differences = config_differences(record, run.config)
+    if differences:
+        raise ValueError(f"{run.record} was made with other {', '.join(differences)} than "
+                         f"{run.label} has now; delete it to run it again")
+    return "recorded"
 
 
 def log_statistics(records: Sequence[StepRecord | Mapping], eval_steps: Iterable[int]) -> dict:
-    """Steps per second and conflict statistics from ``log.jsonl`` records.
+    """Steps and steps per second of the training steps from ``log.jsonl`` records.
 
     eval_steps: the ``step`` of each evaluation (eval.jsonl); the record that follows one is
     left out of the timing, since its time includes the evaluation and the checkpoint.
@@ -54,18 +91,8 @@ def log_statistics(records: Sequence[StepRecord | Mapping], eval_steps: Iterable
         if record.step not in eval_steps:
             seconds, counted = seconds + record.time - previous, counted + 1
         previous = record.time
-    by_epoch: dict[int, list[StepRecord]] = {}
-    for record in records:
-        if record.has_pairs:
-            by_epoch.setdefault(record.epoch, []).append(record)
-    changed = {epoch: changed_steps(group, CHANGED_THRESHOLD)
-               for epoch, group in sorted(by_epoch.items())}
-    return {
-        "steps": len(records),
-        "steps_per_second": counted / seconds if seconds > 0 else None,
-        "conflict_fraction": conflict_fraction(records),
-        "changed_fraction_per_epoch": {e: n / total for e, (n, total) in changed.items()},
-    }
+    return {"steps": len(records),
+            "steps_per_second": counted / seconds if seconds > 0 else None}
 
 
 def _status_bytes(field: str) -> int:
@@ -93,9 +120,13 @@ def reset_peak_rss() -> int:
     return peak_rss_bytes()
 
 
-def measure_run(config: TrainConfig) -> dict:
-    """Train ``config`` (continuing from its checkpoint if there is one) and measure it."""
-    run_dir = Path(config.out)
+def execute(run: LeaderboardRun, data: Mapping, command: str) -> dict:
+    """Train ``run`` (continuing from its checkpoint if there is one), write its record and
+    return it. ``data``: the data files' names and SHA-256; ``command``: the command line."""
+    config, scratch = run.config, Path(run.config.out)
+    resume = (scratch / TRAINING_STATE).exists()
+    if scratch.exists() and not resume:  # a start that left no checkpoint: start again
+        shutil.rmtree(scratch)
     device = resolve_device(config.device)
     gc.collect()
     if device.type == "cuda":
@@ -105,51 +136,35 @@ def measure_run(config: TrainConfig) -> dict:
     start = time.perf_counter()
     summary, diverged = {}, None
     try:
-        summary = train(config, resume=(run_dir / "checkpoint.pt").exists())
+        summary = train(config, resume=resume)
     except TrainingDiverged as e:  # recorded; the other runs go on
         diverged = str(e)
-    wall = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else peak_rss_bytes() - rss_before)
-    best = summary.get("best") or {}
-    return {
-        "diverged": diverged,
-        "metrics": {k: v for k, v in best.items() if k not in ("step", "epoch")},
-        "best_step": best.get("step"),
-        "wall_seconds": wall,
+    evaluations = [e.to_dict() for e in read_evals(scratch)]
+    best = summary.get("best")
+    selected = next((i for i, e in enumerate(evaluations) if e["step"] == best["step"]),
+                    None) if best else None
+    predictions = None if diverged or selected is None else dev_predictions(
+        scratch, config.data, str(device))
+    steps = read_steps(scratch)
+    record = {
+        "format": RECORD_FORMAT, "recipe": run.recipe.name, "profile": run.profile,
+        "seed": run.seed, "config": comparable(config),
+        "evaluations": evaluations, "selected": selected, "dev": predictions,
+        "data": {t: data[t] for t in config.tasks},
+        "epochs": epoch_statistics(steps, config.tasks),
+        "wall_seconds": time.perf_counter() - start,
+        "train_seconds": summary.get("seconds"), "resumed": resume,
+        **log_statistics(steps, [e["step"] for e in evaluations]),
         "peak_memory_mib": peak / 2**20,
         "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda"
         else "peak RSS rise",
-        **log_statistics(read_steps(run_dir), [e.step for e in read_evals(run_dir)]),
+        **provenance(device),
+        "command": command,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "diverged": diverged,
     }
-
-
-def comparable(config: TrainConfig) -> dict:
-    """The settings a reused result must have been run with."""
-    return {k: v for k, v in config.to_dict().items() if k not in UNCOMPARED_KEYS}
-
-
-def run_once(recipe: Recipe, config: TrainConfig) -> tuple[dict, bool]:
-    """The result of one seed's run: read from ``result.json`` if finished, else trained.
-    Returns (result, whether it was trained now). A recorded configuration is read as
-    TrainConfig reads it (fields it predates take their defaults)."""
-    path = Path(config.out) / "result.json"
-    if path.exists():
-        result = json.loads(path.read_text(encoding="utf-8"))
-        try:
-            recorded = comparable(TrainConfig.from_dict(result["config"]))
-        except ValueError as e:
-            raise ValueError(f"{path} records a configuration this version refuses ({e}); use "
-                             f"another --out or delete that run") from e
-        differing = sorted(k for k, v in comparable(config).items() if recorded[k] != v)
-        if differing:
-            raise ValueError(f"{path} was run with other values of {differing}; use another "
-                             f"--out or delete that run")
-        return result, False
-    result = {"name": recipe.name, "seed": config.seed, "config": comparable(config),
-              **measure_run(config)}
-    result = json.loads(json.dumps(result))  # as a later invocation reads it (string keys)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return result, True
+    write_json(run.record, record)
+    (scratch / TRAINING_STATE).unlink(missing_ok=True)  # the record holds what the run gave
+    return record

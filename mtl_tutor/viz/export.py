@@ -60,8 +60,11 @@ def figure_png(fig: go.Figure, width: int = 900, height: int = 600) -> bytes | N
         return go.Figure(fig).to_image(format="png", width=width, height=height)
 
 
-def save_figure(fig: go.Figure, path_without_ext: str | Path) -> list[Path]:
-    """Write ``path.html`` (plotly.js inlined, opens offline) and ``path.png`` when possible.
+def save_figure(fig: go.Figure, path_without_ext: str | Path,
+                plotly_js: bool | str = True) -> list[Path]:
+    """Write ``path.html`` and ``path.png`` when possible. ``plotly_js``: True inlines plotly.js
+    (the page opens offline), ``"cdn"`` loads it from plotly's CDN (a few kB, for files kept
+    under version control).
 
     Returns the paths written. A ``go.FigureWidget`` is accepted and saved as its current state.
     """
@@ -69,7 +72,7 @@ def save_figure(fig: go.Figure, path_without_ext: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     figure = go.Figure(fig)
     html_path = stem.with_name(stem.name + ".html")
-    figure.write_html(html_path, include_plotlyjs=True)
+    figure.write_html(html_path, include_plotlyjs=plotly_js)
     written = [html_path]
     png = figure_png(figure)
     if png is not None:
