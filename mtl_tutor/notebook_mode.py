@@ -52,7 +52,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("tiny", train_rows=64, dev_rows=32, epochs=2, max_steps=None, batch_size=8,
+    "smoke": Budget("tiny", train_rows=64, dev_rows=32, epochs=1, max_steps=None, batch_size=8,
                     max_length=32, eval_batch_size=32, lr=1e-3, device="cpu"),
     "cpu": Budget("minilm-l6", train_rows=1000, dev_rows=300, epochs=1, max_steps=60,
                   batch_size=8, max_length=64, eval_batch_size=64, lr=5e-5, device="cpu"),

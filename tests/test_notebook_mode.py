@@ -111,11 +111,11 @@ def test_every_mode_has_a_budget_and_the_real_modes_use_minilm():
 
 def test_budgets_change_one_mode_only_after_the_options_of_every_mode(no_data, synthetic_dir,
                                                                        tmp_path, capsys):
-    budgets = {"smoke": {"epochs": 1}, "cpu": {"max_steps": 7, "batch_size": 2}}
+    budgets = {"smoke": {"epochs": 3}, "cpu": {"max_steps": 7, "batch_size": 2}}
     smoke = notebook_mode("smoke", tmp_path / "smoke", budgets=budgets, batch_size=4)
     cpu = notebook_mode("cpu", tmp_path / "cpu", data=synthetic_dir, budgets=budgets,
                         batch_size=4)
-    assert (smoke.budget.epochs, smoke.budget.max_steps, smoke.budget.batch_size) == (1, None, 4)
+    assert (smoke.budget.epochs, smoke.budget.max_steps, smoke.budget.batch_size) == (3, None, 4)
     assert (cpu.budget.epochs, cpu.budget.max_steps, cpu.budget.batch_size) == (
         BUDGETS["cpu"].epochs, 7, 2)
     assert cpu.train_config(tmp_path / "run").max_steps == 7
