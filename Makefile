@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lab bench lint clean
+.PHONY: demo test lab notebooks bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# Execute every notebook in cpu mode and store it with its outputs, printing each one's time:
+# `make notebooks DATA=DIR ONLY=03,04` (default: the data `mtl-tutor data download` fetched).
+notebooks: $(STAMP)
+	$(BIN)/python -m mtl_tutor.notebook_run $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP)
 	$(BIN)/ruff check mtl_tutor tests bench notebooks

@@ -7,7 +7,10 @@ combiner has produced a direction ``d`` [P], :meth:`TaskGradients.write_directio
 ``.grad`` at its slice of ``d``, and the optimiser steps as usual.
 
 The conflict statistics (pairwise cosines, per layer group) are computed from K x K Gramians:
-``cos(g_i, g_j) = (G G^T)_ij / sqrt((G G^T)_ii (G G^T)_jj)``.
+``cos(g_i, g_j) = (G G^T)_ij / sqrt((G G^T)_ii (G G^T)_jj)``. Since a step's log keeps the norms
+and cosines, it keeps its Gramian (:func:`logged_gramian`), and :func:`gradients_with_gramian`
+turns that back into K rows that any method reading only the Gramian treats exactly as the
+step's real gradients (how notebook 04 replays a run through GradVac's two target rules).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .combiners.base import Combination, gramian_of
+from .run_log import StepRecord
 
 
 def layer_group(name: str) -> str:
@@ -147,3 +151,39 @@ def conflict_statistics(G: Tensor, d: Tensor, tasks: Sequence[str],
             layer_cos[group] = {name: c[i, j].item() for i, j, name in pairs}
         stats["layer_cosines"] = layer_cos
     return stats
+
+
+def logged_gramian(record: StepRecord) -> Tensor:
+    """The Gramian ``G G^T`` [K, K] (float64) of a logged step's task gradients, rebuilt from
+    its norms and cosines, ``(G G^T)_ij = |g_i| |g_j| cos(g_i, g_j)``, rows in the order of
+    ``record.tasks``."""
+    tasks = record.tasks
+    if not record.grad_norms or not record.has_pairs:
+        raise ValueError(f"step {record.step} logged no per-task gradient norms and cosines "
+                         "(a loss weighting takes one backward pass of the weighted loss); "
+                         "replay the log of a gradient combiner's run")
+    norms = torch.tensor([record.grad_norms[task] for task in tasks], dtype=torch.float64)
+    cosines = torch.eye(len(tasks), dtype=torch.float64)
+    for i, j, pair in pair_names(tasks):
+        cosine = record.cosine(pair)
+        if cosine is None:
+            raise ValueError(f"step {record.step} logged no cosine for the pair {pair}")
+        cosines[i, j] = cosines[j, i] = cosine
+    return norms[:, None] * cosines * norms[None, :]
+
+
+def gradients_with_gramian(gramian: Tensor) -> Tensor:
+    """K rows [K, K] (float64) whose Gramian is ``gramian``: its symmetric square root
+    ``V sqrt(L) V^T`` for ``gramian = V L V^T`` (eigenvalues below 0, from rounding, set to 0).
+
+    K gradients of any length P are, up to a rotation of R^P, these K vectors: a method that
+    reads only the Gramian (PCGrad's and GradVac's decisions, MGDA's weights) decides on them
+    exactly as on the real ``G``.
+    """
+    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1]:
+        raise ValueError(f"gramian must be a square [K, K] matrix, got {tuple(gramian.shape)}")
+    if not torch.isfinite(gramian).all():
+        raise ValueError("gramian holds NaN or infinite values")
+    symmetric = (gramian.double() + gramian.double().T) / 2
+    eigenvalues, vectors = torch.linalg.eigh(symmetric)
+    return vectors @ torch.diag(eigenvalues.clamp_min(0).sqrt()) @ vectors.T

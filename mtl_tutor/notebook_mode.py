@@ -21,7 +21,7 @@ the budgets from the returned :class:`NotebookMode`, and builds its runs with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -52,10 +52,10 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("tiny", train_rows=64, dev_rows=32, epochs=2, max_steps=None, batch_size=8,
+    "smoke": Budget("tiny", train_rows=64, dev_rows=32, epochs=1, max_steps=None, batch_size=8,
                     max_length=32, eval_batch_size=32, lr=1e-3, device="cpu"),
-    "cpu": Budget("minilm-l6", train_rows=1000, dev_rows=500, epochs=1, max_steps=60,
-                  batch_size=16, max_length=64, eval_batch_size=64, lr=5e-5, device="cpu"),
+    "cpu": Budget("minilm-l6", train_rows=1000, dev_rows=300, epochs=1, max_steps=60,
+                  batch_size=8, max_length=64, eval_batch_size=64, lr=5e-5, device="cpu"),
     "gpu": Budget("minilm-l6", train_rows=None, dev_rows=None, epochs=3, max_steps=None,
                   batch_size=32, max_length=128, eval_batch_size=128, lr=5e-5, device="cuda"),
 }
@@ -108,9 +108,20 @@ def no_data_notice(folder: Path, missing: Sequence[str]) -> str:
     return "\n".join([rule, *(f"| {line:<{width}} |" for line in lines), rule])
 
 
+def budget_overrides(overrides: Mapping[str, object], where: str) -> dict[str, object]:
+    """``overrides`` after checking that each names a :class:`Budget` field."""
+    valid = [f.name for f in fields(Budget)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown budget option(s) {unknown}{where}; valid: {', '.join(valid)}")
+    return dict(overrides)
+
+
 def notebook_mode(mode: str | None, work: str | Path, *, data: str | Path | None = None,
                   tasks: Sequence[str] = MULTITASK, seed: int = 0,
-                  synthetic: dict | None = None, **budget) -> NotebookMode:
+                  synthetic: dict | None = None,
+                  budgets: Mapping[str, Mapping[str, object]] | None = None,
+                  **budget) -> NotebookMode:
     """Resolve ``mode``, prepare the notebook's data under ``work`` and print the banner.
 
     mode: "smoke", "cpu", "gpu" or None (choose; see the module docstring).
@@ -118,15 +129,21 @@ def notebook_mode(mode: str | None, work: str | Path, *, data: str | Path | None
     data: a folder of the real data (default: located as ``--data`` is; never read in smoke mode).
     synthetic: options of :func:`~mtl_tutor.data.synthetic.write_synthetic_corpus` (e.g.
       ``{"conflict": 0.5}``) for smoke mode.
-    budget: overrides of the mode's :class:`Budget` fields, e.g. ``max_steps=50``.
+    budgets: overrides of :class:`Budget` fields for one mode only, by mode, e.g.
+      ``{"cpu": {"max_steps": 40}}`` (applied after ``budget``).
+    budget: overrides of the mode's :class:`Budget` fields in every mode, e.g.
+      ``backbone="minilm-l6"``.
     """
     if mode is not None and mode not in MODES:
         raise ValueError(f"MODE must be one of {', '.join(map(repr, MODES))} or None, "
                          f"got {mode!r}")
-    unknown = sorted(set(budget) - {f.name for f in fields(Budget)})
-    if unknown:
-        raise ValueError(f"unknown budget option(s) {unknown}; valid: "
-                         f"{', '.join(f.name for f in fields(Budget))}")
+    budget = budget_overrides(budget, "")
+    budgets = dict(budgets or {})
+    if set(budgets) - set(MODES):
+        raise ValueError(f"budgets: keys must be modes ({', '.join(MODES)}), got "
+                         f"{sorted(set(budgets) - set(MODES))}")
+    budgets = {name: budget_overrides(overrides, f" in budgets[{name!r}]")
+               for name, overrides in budgets.items()}
     tasks = tuple(tasks)
     real = Path(data) if data not in (None, "") else data_home()
     missing = [] if mode == "smoke" else missing_files(real, tasks)
@@ -135,7 +152,7 @@ def notebook_mode(mode: str | None, work: str | Path, *, data: str | Path | None
     if mode != "smoke" and missing:
         raise DataNotFoundError(f"MODE={mode!r} needs the CS224N data, and {real} has no "
                                 f"{missing[0]}; fetch it with: {DOWNLOAD_COMMAND}")
-    plan = replace(BUDGETS[mode], **budget)
+    plan = replace(BUDGETS[mode], **{**budget, **budgets.get(mode, {})})
     if plan.device == "cuda":
         import torch
 

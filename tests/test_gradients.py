@@ -4,9 +4,18 @@ import pytest
 import torch
 
 from mtl_tutor.combiners import ColumnGroups, get_combiner
+from mtl_tutor.combiners.base import gramian_of
 from mtl_tutor.data import MULTITASK, TaskBatches, get_task, load_task
-from mtl_tutor.gradients import TaskGradients, conflict_statistics, cosine_matrix, layer_group
+from mtl_tutor.gradients import (
+    TaskGradients,
+    conflict_statistics,
+    cosine_matrix,
+    gradients_with_gramian,
+    layer_group,
+    logged_gramian,
+)
 from mtl_tutor.model import MultitaskModel
+from mtl_tutor.run_log import StepRecord
 
 
 def make_model(tiny_backbone):
@@ -133,3 +142,57 @@ def test_one_backward_of_the_summed_loss_equals_the_sum_of_rows(tiny_backbone, s
     grads.capture_direction()
     sum(model.loss(b) for b in bs).backward()
     torch.testing.assert_close(grads.direction, per_task, rtol=1e-5, atol=1e-7)
+
+
+def logged(step: int, G: torch.Tensor, tasks, combination=None) -> StepRecord:
+    """The record a step with task gradients G writes to log.jsonl, read back from its JSON."""
+    stats = conflict_statistics(G, G.sum(0), tasks, (), combination)
+    record = StepRecord.from_statistics(step, 0, 1e-3, dict.fromkeys(tasks, 1.0), 0.0, stats)
+    return StepRecord.from_dict(record.to_dict())
+
+
+def test_a_logged_step_keeps_its_gramian():
+    G = torch.randn(3, 500, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [[1e-3], [1.0], [40.0]])
+    gramian = gramian_of(G)
+    rebuilt = logged_gramian(logged(0, G, ("sst", "quora", "sts")))
+    assert torch.allclose(rebuilt, gramian, rtol=1e-12, atol=0)
+
+
+def test_rows_with_a_gramian_have_it_also_when_it_is_singular():
+    gen = torch.Generator().manual_seed(1)
+    full = gramian_of(torch.randn(3, 50, generator=gen, dtype=torch.float64))
+    g = torch.randn(50, generator=gen, dtype=torch.float64)
+    singular = gramian_of(torch.stack([g, -2 * g, torch.zeros(50, dtype=torch.float64)]))
+    for gramian in (full, singular):
+        rows = gradients_with_gramian(gramian)
+        assert rows.shape == (3, 3)
+        assert torch.allclose(rows @ rows.T, gramian, rtol=0, atol=1e-10 * gramian.abs().max())
+
+
+@pytest.mark.parametrize("target_update", ["always", "on-intervention"])
+def test_gradvac_replayed_from_a_log_alters_the_same_gradients_as_on_the_real_G(target_update):
+    """GradVac decides from the Gramian alone: replaying a run's logged norms and cosines through
+    a fresh combiner reproduces, step by step, which task gradients it altered."""
+    tasks = ("sst", "quora", "sts")
+    gen = torch.Generator().manual_seed(2)
+    shared = torch.randn(400, generator=gen)
+    steps = [shared + 4 * torch.randn(3, 400, generator=gen) for _ in range(40)]  # cos ~ 0.06
+    live = get_combiner("gradvac", seed=0, tasks=tasks, beta=0.3, target_update=target_update)
+    replay = get_combiner("gradvac", seed=0, tasks=tasks, beta=0.3, target_update=target_update)
+    altered_live, altered_replay = [], []
+    for step, G in enumerate(steps):
+        combination = live.combine(G, torch.ones(3), tasks)
+        rows = gradients_with_gramian(logged_gramian(logged(step, G, tasks, combination)))
+        altered_live.append(combination.altered)
+        altered_replay.append(replay.combine(rows, torch.ones(3), tasks).altered)
+    altered_live = torch.stack(altered_live)
+    assert 0 < altered_live.sum() < altered_live.numel()  # the sequence exercises both branches
+    assert torch.equal(torch.stack(altered_replay), altered_live)
+    assert replay.targets == pytest.approx(live.targets, abs=1e-9)
+
+
+def test_a_step_without_task_gradients_has_no_gramian_to_replay():
+    record = StepRecord(7, 0, 1e-3, {"sst": 1.0, "sts": 2.0}, 0.0, weights={"sst": 1, "sts": 1})
+    with pytest.raises(ValueError, match="step 7 logged no per-task gradient norms"):
+        logged_gramian(record)

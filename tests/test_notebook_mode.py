@@ -107,3 +107,23 @@ def test_every_mode_has_a_budget_and_the_real_modes_use_minilm():
     assert gpu.train_rows is None and gpu.dev_rows is None  # all of the data
     assert all(getattr(gpu, f.name) == getattr(defaults, f.name) for f in fields(Budget)
                if f.name in ("epochs", "batch_size", "max_length", "eval_batch_size", "lr"))
+
+
+def test_budgets_change_one_mode_only_after_the_options_of_every_mode(no_data, synthetic_dir,
+                                                                       tmp_path, capsys):
+    budgets = {"smoke": {"epochs": 3}, "cpu": {"max_steps": 7, "batch_size": 2}}
+    smoke = notebook_mode("smoke", tmp_path / "smoke", budgets=budgets, batch_size=4)
+    cpu = notebook_mode("cpu", tmp_path / "cpu", data=synthetic_dir, budgets=budgets,
+                        batch_size=4)
+    assert (smoke.budget.epochs, smoke.budget.max_steps, smoke.budget.batch_size) == (3, None, 4)
+    assert (cpu.budget.epochs, cpu.budget.max_steps, cpu.budget.batch_size) == (
+        BUDGETS["cpu"].epochs, 7, 2)
+    assert cpu.train_config(tmp_path / "run").max_steps == 7
+
+
+def test_budgets_name_modes_and_budget_fields(tmp_path):
+    with pytest.raises(ValueError, match=r"budgets: keys must be modes .*got \['laptop'\]"):
+        notebook_mode("smoke", tmp_path, budgets={"laptop": {"epochs": 1}})
+    with pytest.raises(ValueError, match=r"unknown budget option\(s\) \['steps'\] in "
+                                         r"budgets\['cpu'\]; valid: backbone, "):
+        notebook_mode("smoke", tmp_path, budgets={"cpu": {"steps": 3}})

@@ -1,55 +1,48 @@
 """Every notebook, and every solutions notebook, runs end to end in smoke mode.
 
-Papermill executes each one with ``SMOKE=True`` (tiny backbone, synthetic corpus, a few steps);
-the test fails on any cell error, when the run draws fewer figures (PNG outputs) than the
-committed notebook shows, and when a cell marked ``# NBVAL_CHECK_OUTPUT`` prints something other
-than its committed output. That last check is nbval's lax mode on the papermill run (nbval's own
-marker parsing, stream coalescing and sanitize file ``notebooks/nbval_sanitize.cfg``), so each
-notebook executes once. nbval itself checks the committed notebooks the same way, executing them
-again: ``pytest --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks``.
+Papermill executes each one with ``MODE="smoke"`` (the tiny random BERT on the synthetic corpus,
+a few steps). The test fails on any cell error; when the first output is not the banner line
+``mtl-tutor mode=smoke backbone=<name> data=synthetic rows=<n>``; when the run draws another
+number of figures (PNG outputs) than the committed notebook, since a notebook draws the same
+figures in every mode; and when a cell marked ``# NBVAL_CHECK_OUTPUT`` prints something other
+than its committed output. The committed notebooks hold the outputs of a ``"cpu"`` run
+(MiniLM-L6 on the CS224N data), so only cells whose output does not depend on the mode carry
+that marker. The check is nbval's lax mode on the papermill run (nbval's own marker parsing,
+stream coalescing and sanitize file ``notebooks/nbval_sanitize.cfg``), so each notebook executes
+once.
 
-Committed notebooks are stored executed in smoke mode. To re-execute and store some::
+nbval itself checks the committed notebooks the same way, executing them again with their own
+``MODE = None`` (``"cpu"`` where the CS224N data is found, else ``"smoke"``)::
 
-    python tests/test_notebooks.py notebooks/03_gradient_conflict_and_pcgrad.ipynb ...
+    pytest --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
-which writes them back without widget state or widget views (the PNG copies stay, so a reader
-sees every figure before running anything) and without execution timings.
+To execute the notebooks and store them with their outputs, lean (no widget state, the PNG
+copies of the figures kept): ``make notebooks``, i.e. ``python -m mtl_tutor.notebook_run``
+(``--only 03,04`` for some of them, ``--mode smoke`` for another mode; see that module).
 """
 
 from __future__ import annotations
 
-import sys
+import re
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from mtl_tutor.notebook_run import execute, figure_count, notebook_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SANITIZE = NOTEBOOKS / "nbval_sanitize.cfg"
-CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("[0-9][0-9]_*.ipynb"))
+ALL = notebook_paths(NOTEBOOKS)
+CHAPTERS = [p for p in ALL if p.parent == NOTEBOOKS]
+SOLUTIONS = [p for p in ALL if p.parent != NOTEBOOKS]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TIMEOUT_PER_CELL = 600
-
-
-def execute(path: Path, output: Path, parameters: dict | None = None):
-    """Run a notebook with papermill in its own folder; return the executed notebook."""
-    import papermill
-
-    papermill.execute_notebook(
-        str(path), str(output), parameters=parameters, cwd=str(path.parent),
-        kernel_name="python3", progress_bar=False, store_widget_state=False,
-        execution_timeout=TIMEOUT_PER_CELL,
-    )
-    return nbformat.read(output, as_version=4)
-
-
-def figure_count(notebook) -> int:
-    return sum("image/png" in output.get("data", {})
-               for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", []))
+BANNER = re.compile(r"mtl-tutor mode=(?P<mode>smoke|cpu|gpu) backbone=\S+ "
+                    r"data=(?P<data>cs224n|synthetic) rows=\d+")
+MACHINE_PATHS = ("../shared", "/work/", "/home/", "/Users/")
 
 
 def checked_outputs(notebook) -> list[tuple[str, list]]:
@@ -59,8 +52,6 @@ def checked_outputs(notebook) -> list[tuple[str, list]]:
     patterns = get_sanitize_patterns(SANITIZE.read_text(encoding="utf-8"))
 
     def sanitize(text: str) -> str:
-        import re
-
         for regex, replacement in patterns:
             text = re.sub(regex, replacement, text)
         return text
@@ -81,57 +72,67 @@ def checked_outputs(notebook) -> list[tuple[str, list]]:
     return checked
 
 
-def has_smoke_parameters(notebook) -> bool:
-    return any("parameters" in cell.metadata.get("tags", []) and "SMOKE = True" in cell.source
-               for cell in notebook.cells if cell.cell_type == "code")
+def first_output_line(notebook) -> str:
+    """The first line of the notebook's first output (its banner), '' when it has none."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            return text.splitlines()[0] if text else ""
+    return ""
+
+
+def parameters_cell(notebook):
+    cells = [cell for cell in notebook.cells
+             if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])]
+    return cells[0] if len(cells) == 1 else None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     committed = nbformat.read(path, as_version=4)
-    assert has_smoke_parameters(committed), f"{path.name}: no 'parameters' cell with SMOKE = True"
     started = time.perf_counter()
-    executed = execute(path, tmp_path / path.name, {"SMOKE": True})
+    executed = execute(path, tmp_path / path.name, {"MODE": "smoke"}, TIMEOUT_PER_CELL)
     print(f"{path.name}: {time.perf_counter() - started:.1f} s")
-    assert figure_count(executed) >= figure_count(committed)
+    banner = BANNER.fullmatch(first_output_line(executed))
+    assert banner and banner["mode"] == "smoke" and banner["data"] == "synthetic", (
+        f"{path.name}: the first output is {first_output_line(executed)!r}, not the banner")
+    assert figure_count(executed) == figure_count(committed), (
+        f"{path.name}: {figure_count(executed)} figures in smoke mode, "
+        f"{figure_count(committed)} in the committed notebook")
     expected, got = checked_outputs(committed), checked_outputs(executed)
     assert [source for source, _ in got] == [source for source, _ in expected]
     for (source, want), (_, have) in zip(expected, got):
         assert have == want, f"{path.name}: checked cell changed its output:\n{source}"
 
 
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_notebook_has_a_mode_parameter_and_starts_with_its_banner(path):
+    notebook = nbformat.read(path, as_version=4)
+    parameters = parameters_cell(notebook)
+    assert parameters is not None, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    assert parameters.source.strip() == "MODE = None", (
+        f"{path.name}: the parameters cell must read 'MODE = None', got {parameters.source!r}")
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code[0] is parameters and "notebook_mode(MODE" in code[1].source, (
+        f"{path.name}: the first code cell after the parameters must call notebook_mode(MODE, ...)")
+    assert BANNER.fullmatch(first_output_line(notebook)), (
+        f"{path.name}: the stored notebook does not start with the banner line")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_notebook_names_no_machine_path(path):
+    """Neither a cell nor its stored outputs (a warning, a notice) name a folder of the machine
+    the notebook was written or run on."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        texts = [cell.source] + [output.get("text") or output.get("data", {}).get("text/plain", "")
+                                 for output in cell.get("outputs", [])]
+        found = [name for name in MACHINE_PATHS if any(name in text for text in texts)]
+        assert not found, f"{path.name}: cell {cell.get('id')} names {found}"
+
+
 def test_every_chapter_has_its_solutions():
     chapters = {p.name[:2] for p in CHAPTERS}
     solved = {p.name[:2] for p in SOLUTIONS}
     assert chapters and chapters == solved, f"chapters without solutions: {chapters - solved}"
-
-
-def store_executed(path: Path) -> None:
-    """Execute ``path`` in smoke mode (its own defaults) and write it back, lean."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        notebook = execute(path, Path(tmp) / path.name)
-        seconds = time.perf_counter() - started
-    notebook.metadata.pop("papermill", None)
-    for cell in notebook.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        # A widget view without its state shows nothing; keep its PNG copy where it has one.
-        cell.outputs = [output for output in cell.outputs
-                        if WIDGET_VIEW not in output.get("data", {})
-                        or "image/png" in output.data]
-        for output in cell.outputs:
-            output.get("data", {}).pop(WIDGET_VIEW, None)
-    nbformat.write(notebook, path)
-    print(f"{path.relative_to(ROOT)}: executed in {seconds:.1f} s, "
-          f"{figure_count(notebook)} figures, {path.stat().st_size / 1e3:.0f} kB")
-
-
-if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        store_executed(Path(name).resolve())
