@@ -90,9 +90,11 @@ def prediction_text(task: str, value: float) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .checkpoint import load_run
+    """One prediction per row of each task's file, in the file's order (rows that share an id
+    each get their own)."""
+    from .checkpoint import atomic_write_text, load_run
     from .data import load_task
-    from .evaluate import ordered_batches, predict_task
+    from .evaluate import predict_rows
 
     model, tokenizer, config = load_run(args.run, args.device)
     data_dir = locate_data(args.data, config.tasks, (args.split,))
@@ -100,18 +102,14 @@ def cmd_predict(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for task in config.tasks:
         data = load_task(data_dir, task, args.split, strict=args.strict_data)
-        batches = (b.to(args.device) for b in ordered_batches(
-            data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
-            max_length=config.max_length))
-        ids, preds, _ = predict_task(model, batches)
-        by_id = dict(zip(ids, preds.tolist()))
+        predictions = predict_rows(model, data, tokenizer, config.eval_batch_size,
+                                   pair_encoding=config.encoding_of(task),
+                                   max_length=config.max_length, device=args.device)
         name, header = PREDICTION_FILES[task]
         path = out / name.format(split=args.split)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(f"id \t {header} \n")
-            for example in data.examples:  # the input file's order
-                value = by_id[example.id]
-                f.write(f"{example.id} , {prediction_text(task, value)} \n")
+        atomic_write_text(path, f"id \t {header} \n" + "".join(
+            f"{example.id} , {prediction_text(task, value)} \n"
+            for example, value in zip(data.examples, predictions.tolist())))
         print(f"wrote {path} ({len(data.examples)} rows)")
     return 0
 

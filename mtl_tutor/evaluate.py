@@ -49,6 +49,19 @@ def predict_task(model, batches) -> tuple[list[str], np.ndarray, np.ndarray | No
     return ids, np.concatenate(preds), np.concatenate(gold) if gold else None
 
 
+def predict_rows(model, data, tokenizer, batch_size: int, *, pair_encoding: str = "bi",
+                 max_length: int = 128, device: torch.device | str = "cpu") -> np.ndarray:
+    """The model's prediction for every row of ``data`` (a task's file), in the file's order:
+    one per row, so two rows that share an id get their own."""
+    order = length_order(data.examples)
+    batches = (b.to(device) for b in ordered_batches(
+        data, tokenizer, batch_size, pair_encoding=pair_encoding, max_length=max_length))
+    _, preds, _ = predict_task(model, batches)
+    in_rows = np.empty_like(preds)
+    in_rows[order] = preds
+    return in_rows
+
+
 def task_metric(task, predictions: np.ndarray, labels: np.ndarray) -> float:
     if task.metric == "pearson":
         return pearson(predictions, labels)
@@ -68,16 +81,19 @@ def evaluate(model, loaders: dict[str, object]) -> dict[str, float]:
     return {k: (v if math.isfinite(v) else float("nan")) for k, v in metrics.items()}
 
 
+def length_order(examples) -> list[int]:
+    """The examples' indices from the shortest text to the longest (ties keep file order)."""
+    return sorted(range(len(examples)),
+                  key=lambda i: len(examples[i].text_a) + len(examples[i].text_b or ""))
+
+
 def ordered_batches(data, tokenizer, batch_size: int, *, pair_encoding: str = "bi",
                     max_length: int = 128):
-    """One pass over a task's examples in batches of similar length (little padding).
-
-    Examples are grouped by text length for speed; each batch carries its ids, so predictions
-    are matched to examples by id, never by position.
-    """
+    """One pass over a task's examples in batches of similar length (little padding), in the
+    order of :func:`length_order`; :func:`predict_rows` puts predictions back in row order."""
     from .data.batching import collate
 
-    examples = sorted(data.examples, key=lambda e: len(e.text_a) + len(e.text_b or ""))
+    examples = [data.examples[i] for i in length_order(data.examples)]
     for i in range(0, len(examples), batch_size):
         yield collate(examples[i:i + batch_size], data.task, tokenizer,
                       pair_encoding=pair_encoding, max_length=max_length)

@@ -64,9 +64,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> dict:
-    """Load every task's file of a split, reporting skipped rows in ``run_dir``."""
+    """Load every task's file of a split, reporting skipped rows and repeated ids in
+    ``run_dir``."""
     data = {t: load_task(config.data, t, split, strict=config.strict_data) for t in config.tasks}
-    issues = [issue for d in data.values() for issue in d.issues]
+    issues = [issue for d in data.values() for issue in (*d.issues, *d.duplicates)]
     if run_dir is not None and issues:
         write_issues(issues, run_dir / f"data_issues_{split}.txt")
     return data
