@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from .cli_arguments import add_arguments, flag_of, option_values, parse_options
+from .damaged_files import DamagedFileError
 from .data.location import locate_data
 from .data_cli import add_data_parser
 from .options import OptionError
@@ -61,6 +63,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+@contextmanager
+def outputs_of(run: str):
+    """A model whose outputs are NaN or infinite was loaded from damaged weights: say so,
+    naming the file."""
+    from .evaluate import NonFiniteOutputs
+
+    try:
+        yield
+    except NonFiniteOutputs as e:
+        raise DamagedFileError(Path(run) / "model.safetensors", (
+            f"its weights make the outputs for {e.rows} row(s) of task {e.task} NaN or "
+            "infinite")) from e
+
+
 def cmd_eval(args) -> int:
     from .checkpoint import load_run
     from .data import load_task
@@ -77,7 +93,8 @@ def cmd_eval(args) -> int:
         loaders[task] = [b.to(args.device) for b in ordered_batches(
             data, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(task),
             max_length=config.max_length)]
-    print(json.dumps(evaluate(model, loaders)))
+    with outputs_of(args.run):
+        print(json.dumps(evaluate(model, loaders)))
     return 0
 
 
@@ -96,15 +113,15 @@ def cmd_predict(args) -> int:
     from .data import load_task
     from .evaluate import predict_rows
 
+    out = Path(args.out)
     model, tokenizer, config = load_run(args.run, args.device)
     data_dir = locate_data(args.data, config.tasks, (args.split,))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for task in config.tasks:
         data = load_task(data_dir, task, args.split, strict=args.strict_data)
-        predictions = predict_rows(model, data, tokenizer, config.eval_batch_size,
-                                   pair_encoding=config.encoding_of(task),
-                                   max_length=config.max_length, device=args.device)
+        with outputs_of(args.run):
+            predictions = predict_rows(model, data, tokenizer, config.eval_batch_size,
+                                       pair_encoding=config.encoding_of(task),
+                                       max_length=config.max_length, device=args.device)
         name, header = PREDICTION_FILES[task]
         path = out / name.format(split=args.split)
         atomic_write_text(path, f"id \t {header} \n" + "".join(

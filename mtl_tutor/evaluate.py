@@ -13,6 +13,8 @@ import math
 import numpy as np
 import torch
 
+from .model import decide
+
 METRIC_KEYS = {"sst": "sst_acc", "quora": "para_acc", "sts": "sts_pearson", "cfimdb": "cfimdb_acc"}
 
 
@@ -34,15 +36,33 @@ def overall_score(metrics: dict[str, float]) -> float:
     return (metrics["sst_acc"] + metrics["para_acc"] + (metrics["sts_pearson"] + 1) / 2) / 3
 
 
+class NonFiniteOutputs(ValueError):
+    """The model's outputs for some rows of ``task`` are NaN or infinite."""
+
+    def __init__(self, task: str, rows: int):
+        self.task, self.rows = task, rows
+        super().__init__(f"the model's outputs for {rows} row(s) of task {task} are NaN or "
+                         "infinite")
+
+    def __reduce__(self):
+        return type(self), (self.task, self.rows)
+
+
 @torch.no_grad()
 def predict_task(model, batches) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Run the model over an iterable of batches of one task: ids, predictions, gold labels."""
+    """Run the model over an iterable of batches of one task: ids, predictions, gold labels.
+    Raises :class:`NonFiniteOutputs` when an output is NaN or infinite (no prediction can be
+    made from it)."""
     was_training = model.training
     model.eval()
     ids, preds, gold = [], [], []
     for batch in batches:
         ids += batch.ids
-        preds.append(model.predict(batch).float().cpu().numpy())
+        output = model(batch)
+        finite = torch.isfinite(output.reshape(len(batch), -1)).all(-1)
+        if not finite.all():
+            raise NonFiniteOutputs(batch.task, int((~finite).sum()))
+        preds.append(decide(model.tasks[batch.task], output).float().cpu().numpy())
         if batch.labels is not None:
             gold.append(batch.labels.float().cpu().numpy())
     model.train(was_training)

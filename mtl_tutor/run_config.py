@@ -32,6 +32,7 @@ from .aux_losses import AUX_LOSS_NAMES, AUX_LOSSES, build_aux_loss
 from .bert import BertConfig
 from .cli_arguments import DefaultOrPerTask, KeyValues, SetThrough, SwitchWithOptions, TaskChoices
 from .combiners import COMBINER_NAMES, get_combiner
+from .damaged_files import DamagedFileError, read_json
 from .data.batching import PAIR_ENCODINGS
 from .data.sampling import SAMPLER_NAMES, get_sampler
 from .data.tasks import MULTITASK, TASKS, TaskSpec, get_task
@@ -348,12 +349,10 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a run_config.json (from any version of mtl-tutor); errors name the file."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raw = read_json(path)
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: must hold a JSON object, got {type(raw).__name__}")
+            raise DamagedFileError(path, f"must hold a JSON object, got "
+                                         f"{type(raw).__name__}")
         try:
             return cls.from_dict(raw)
         except OptionError as e:
