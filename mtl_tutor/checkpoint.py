@@ -27,6 +27,7 @@ from .damaged_files import (
 )
 from .model import MultitaskModel, build_model
 from .run_config import TrainConfig
+from .run_directory import TRAINING_STATE
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -118,7 +119,6 @@ def load_weights(path: Path, model: torch.nn.Module, weights: dict) -> None:
                                      f"({str(e).splitlines()[0]})") from e
 
 
-TRAINING_STATE = "checkpoint.pt"
 TRAINING_STATE_KEYS = ("step", "model", "optimizer", "schedule", "combiner", "sampler", "streams",
                        "torch_rng", "cuda_rng", "progress")
 
@@ -138,7 +138,7 @@ def load_training_state(run_dir: Path) -> dict:
     path = Path(run_dir) / TRAINING_STATE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no checkpoint to resume from (the run stopped before "
-                                "it saved one)")
+                                "it saved one); train it again with --overwrite")
     state = read_checkpoint(path)
     missing = [k for k in TRAINING_STATE_KEYS if not isinstance(state, dict) or k not in state]
     if missing:

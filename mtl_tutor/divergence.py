@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .checkpoint import TRAINING_STATE, save_model
+from .checkpoint import save_model
 from .combiners import NonFiniteInput
 from .damaged_files import non_finite_tensors
 from .run_config import TrainConfig
+from .run_directory import TRAINING_STATE
 
 LAST_GOOD = "last_good.safetensors"
 LARGE_LR = 1e-4  # above BERT fine-tuning's 2e-5 to 5e-5

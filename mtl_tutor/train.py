@@ -18,11 +18,11 @@ sharded and G summed over them by :class:`~mtl_tutor.distributed.Processes`; wit
 that is the identity, and the steps read the same.
 
 :func:`train` builds the run in memory (:func:`~mtl_tutor.training_run.build_run`), makes its
-directory or restores its checkpoint, and loops; logging, evaluation, checkpoints and the
-progress bar are hooks called after every step (:mod:`mtl_tutor.training_hooks`). Nothing
-saved is lost: SIGINT and SIGTERM finish the current step, save and raise
-:class:`TrainingInterrupted`; ``train(config, resume=True)`` continues so that the parameters
-equal those of an uninterrupted run bit for bit on the CPU.
+directory (never over another run: :mod:`mtl_tutor.run_directory`) or restores its checkpoint,
+and loops; logging, evaluation, checkpoints and the progress bar are hooks called after every
+step (:mod:`mtl_tutor.training_hooks`). Nothing saved is lost: SIGINT and SIGTERM finish the
+current step, save and raise :class:`TrainingInterrupted`; ``train(config, resume=True)``
+continues so that the parameters equal those of an uninterrupted run bit for bit on the CPU.
 
 Callbacks are objects with any of ``on_step(record)``, ``on_eval(record)`` and
 ``on_train_end(summary)``; ``record`` is the :class:`~mtl_tutor.run_log.StepRecord` written to
@@ -32,10 +32,11 @@ Callbacks are objects with any of ``on_step(record)``, ``on_eval(record)`` and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
-from .checkpoint import TRAINING_STATE, load_training_state, write_run_files
+from .checkpoint import load_training_state, write_run_files
 from .combiners import LossesAfterStep, NonFiniteInput
 from .combiners.base import check_finite_losses
 from .data import Batch, write_issues
@@ -43,6 +44,13 @@ from .divergence import NonFiniteStep, TrainingDiverged, diverged, stops_at
 from .gradients import conflict_statistics
 from .model import linear_dropout
 from .run_config import TrainConfig
+from .run_directory import (
+    TRAINING_STATE,
+    RunDirectoryError,
+    check_new_run_directory,
+    make_run_directory,
+    remove_stale_temporaries,
+)
 from .run_log import RunLog, StepRecord
 from .training_hooks import (
     Hooks,
@@ -215,18 +223,21 @@ def draw_batches(run: Run, tasks: list[str]) -> list[list[Batch]]:
     return [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
 
 
-def open_run(run: Run, resume: bool) -> tuple[Progress, RunLog | None]:
-    """Restore a resumed run from its checkpoint.pt, or make a new run's directory and its fixed
-    files; then open the logs (rank 0 only)."""
+def open_run(run: Run, resume: bool, overwrite: bool) -> tuple[Progress, RunLog | None]:
+    """Restore a resumed run from its checkpoint.pt (removing stale temporary files), or make a
+    new run's directory and its fixed files; then open the logs (rank 0 only)."""
     main = run.processes.main
     if resume:
         state = load_training_state(run.run_dir)
         check_resumable(run.config, state, run.run_dir)
         progress = Progress.resumed(restore(run, state), state["step"])
-    else:
         if main:
-            run.run_dir.mkdir(parents=True, exist_ok=True)
-            write_run_files(run.run_dir, run.config, run.model, run.tokenizer)
+            remove_stale_temporaries(run.run_dir)
+    else:
+        run.processes.wait_for_all()  # every process checked the directory before it is made
+        if main:
+            make_run_directory(run.run_dir, lambda path: write_run_files(
+                path, run.config, run.model, run.tokenizer), overwrite)
         progress = Progress.new(run.config.tasks)
     if not main:
         return progress, None
@@ -236,14 +247,19 @@ def open_run(run: Run, resume: bool) -> tuple[Progress, RunLog | None]:
     return progress, RunLog(run.run_dir, progress.first_step if resume else None)
 
 
-def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
+def train(config: TrainConfig, callbacks=(), resume: bool = False,
+          overwrite: bool = False) -> dict:
     """Train a multitask model as ``config`` says; return the best dev metrics and the run dir.
 
-    resume: continue the run in ``config.out`` from its checkpoint.pt.
+    resume: continue the run in ``config.out`` from its checkpoint.pt. Otherwise ``config.out``
+    must be absent or empty, checked before anything is read: a new run never overwrites
+    another, unless ``overwrite`` replaces an earlier run there.
     """
+    if not resume:
+        check_new_run_directory(config.out, overwrite)
     run = build_run(config)
     with StopSignals() as stop:
-        progress, log = open_run(run, resume)
+        progress, log = open_run(run, resume, overwrite)
         hooks = Hooks(run, progress, log, stop, callbacks)
         try:
             for step in range(progress.first_step, run.total_steps):
@@ -264,6 +280,8 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
         except NonFiniteStep as error:
             raise diverged(error, run.run_dir, run.model, config, progress.last_checkpoint,
                            progress.best, saves=run.processes.main) from None
+        except OSError as error:
+            raise unwritable(run.run_dir, error, progress) from error
         finally:
             hooks.close()
         summary = {"run": str(run.run_dir), "best": progress.best, "history": progress.history,
@@ -272,3 +290,12 @@ def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
             if hasattr(callback, "on_train_end"):
                 callback.on_train_end(summary)
     return summary
+
+
+def unwritable(run_dir: Path, error: OSError, progress: Progress) -> RunDirectoryError:
+    """The error for a run directory that could not be written during training."""
+    saved = ("nothing was saved" if progress.last_checkpoint is None else
+             f"the state after {progress.last_checkpoint} steps is in {run_dir / TRAINING_STATE}; "
+             f"continue it with `mtl-tutor train --resume {run_dir}` once it can be written")
+    return RunDirectoryError(f"cannot write {error.filename or run_dir} "
+                             f"({error.strerror or error}); training stopped, {saved}")

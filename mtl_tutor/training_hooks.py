@@ -25,12 +25,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import TRAINING_STATE, save_model, save_training_state
+from .checkpoint import save_model, save_training_state
 from .combiners import EpochEnd
 from .damaged_files import DamagedFileError, non_finite_tensors
 from .divergence import NonFiniteStep
 from .evaluate import NonFiniteOutputs, evaluate
 from .run_config import TrainConfig
+from .run_directory import TRAINING_STATE
 from .run_log import EvalRecord, RunLog, StepRecord
 from .training_run import Run
 

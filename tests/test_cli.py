@@ -80,8 +80,9 @@ def test_predict_gives_each_row_its_own_prediction_when_ids_repeat(trained_run, 
 def test_a_missing_data_directory_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--backbone", "tiny", "--data", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "run"), "--no-progress"])
-    assert code == 2
+    assert code == 3  # a file or folder to read
     assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_options_are_parsed_as_json_when_they_can_be():

@@ -16,6 +16,8 @@ from mtl_tutor.bert.load import load_backbone
 from mtl_tutor.checkpoint import load_run, load_training_state
 from mtl_tutor.cli import main
 from mtl_tutor.damaged_files import DamagedFileError
+from mtl_tutor.run_config import TrainConfig
+from mtl_tutor.train import train
 
 
 @pytest.fixture
@@ -66,6 +68,15 @@ def test_a_checkpoint_whose_model_holds_nan_is_damaged(run):
         load_training_state(run)
 
 
+def test_a_checkpoint_of_another_model_is_refused_when_resuming(run, synthetic_dir):
+    state = load_training_state(run)
+    del state["config"]  # as checkpoints written before configs were saved in them
+    state["model"] = {k: v for k, v in state["model"].items() if "heads" not in k}
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(DamagedFileError, match="does not hold this run's state"):
+        train(TrainConfig.of_run(run), resume=True)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "random bytes"])
 def test_a_damaged_model_file_is_named(damage, run):
     path = run / "model.safetensors"
@@ -91,7 +102,7 @@ def test_a_flipped_bit_whose_outputs_are_nan_is_said_by_eval_and_predict(run, sy
                                                                         tmp_path, capsys):
     assert flip_bit_30(run / "model.safetensors", "bert.embeddings.LayerNorm.weight") > 1e38
     for command in (["eval"], ["predict", "--out", str(tmp_path / "predictions")]):
-        assert main([*command, "--run", str(run), "--data", str(synthetic_dir)]) == 2
+        assert main([*command, "--run", str(run), "--data", str(synthetic_dir)]) == 3
         err = capsys.readouterr().err
         assert err.startswith(f"error: {run / 'model.safetensors'} is damaged: its weights make "
                               "the outputs for ") and "NaN or infinite" in err
