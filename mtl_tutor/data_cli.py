@@ -77,12 +77,13 @@ def cmd_check(args) -> int:
     return 0
 
 
-def add_data_parser(sub) -> None:
-    """Register ``mtl-tutor data {download,path,check}`` on the top-level subparsers."""
+def add_data_parser(sub, parents: list = ()) -> None:
+    """Register ``mtl-tutor data {download,path,check}`` on the top-level subparsers; each
+    takes the arguments of ``parents`` too."""
     p = sub.add_parser("data", help="download the public CS224N files; where the data is")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     d = data_sub.add_parser(
-        "download", help="fetch and verify the public CS224N files",
+        "download", parents=parents, help="fetch and verify the public CS224N files",
         description=f"Fetch the public CS224N default-project files, each verified by its "
                     f"checksums before it appears under its name. Destination: --dest, else "
                     f"${DATA_ENV}, else the user's data directory ({data_home()}).")
@@ -95,9 +96,10 @@ def add_data_parser(sub) -> None:
                         "(default: %(default)s)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_download)
-    d = data_sub.add_parser("path", help=f"print where the data is (${DATA_ENV}, else the "
-                                         f"user's data directory)")
+    d = data_sub.add_parser("path", parents=parents,
+                            help=f"print where the data is (${DATA_ENV}, else the user's data "
+                                 "directory)")
     d.set_defaults(func=cmd_path)
-    d = data_sub.add_parser("check", help="verify the public files in a folder")
+    d = data_sub.add_parser("check", parents=parents, help="verify the public files in a folder")
     d.add_argument("dir", nargs="?", help="folder to check (default: where the data is)")
     d.set_defaults(func=cmd_check)

@@ -44,10 +44,12 @@ def write_demo_corpus(config: TrainConfig) -> Path:
 
 
 def run_demo(out: Path, seed: int = 0) -> dict:
+    """Write the corpus into ``out/data`` and train into ``out/run``, replacing the run an
+    earlier demo left there (a directory that holds anything else is refused)."""
     config = demo_config(out, seed)
     write_demo_corpus(config)
     print(f"synthetic corpus in {config.data}; training {config.backbone} with {config.combiner}")
-    summary = train(config)
+    summary = train(config, overwrite=True)
     print(json.dumps(summary["history"][-1]))
     print(conflict_summary(Path(config.out) / "log.jsonl"))
     return summary

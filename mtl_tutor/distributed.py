@@ -14,14 +14,16 @@ parallelism as in "PyTorch Distributed: Experiences on Accelerating Data Paralle
 Shen Li et al., VLDB 2020, https://arxiv.org/abs/2006.15704, with the all-reduce moved from the
 summed gradient to the per-task gradients a combiner needs.
 
-With one process nothing here communicates: ``world()`` is ``(0, 1)`` and the trainer skips the
-scaling and the reduction.
+The trainer reaches all of this through :class:`Processes`, the one place that knows how many
+there are: with one process nothing is split or communicated (``world()`` is ``(0, 1)``), and the
+trainer's steps read the same either way.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -103,3 +105,53 @@ def all_reduce_step(G_rows: Tensor, head_grads: Sequence[Tensor], losses: Tensor
     for g, chunk in zip(head_grads, chunks):
         g.copy_(chunk.view_as(g))
     losses.copy_(summed_losses.view_as(losses))
+
+
+@dataclass(frozen=True)
+class Processes:
+    """The processes a run trains in: this one's ``rank`` among ``world_size``.
+
+    What a training step does differently over several processes, in one place: each process
+    takes its shard of every batch (:meth:`shard`) and the per-task gradients and losses are
+    summed over the processes (:meth:`sum_step`, :meth:`sum_losses`). With one process each is
+    the identity, so a step reads the same either way.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def of_this_run(cls) -> Processes:
+        return cls(*world())
+
+    @property
+    def several(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run's files, evaluates and calls back (rank 0)."""
+        return self.rank == 0
+
+    def shard(self, batches: list[list[Batch]]) -> tuple[list[list[Batch]], list[list[float]]]:
+        """This process's part of each task's micro-batches and each part's share of its
+        batch's rows (:func:`shard`); with one process, the batches themselves at share 1."""
+        if not self.several:
+            return batches, [[1.0] * len(micro) for micro in batches]
+        parts = [[shard(batch, self.rank, self.world_size) for batch in micro] for micro in batches]
+        return ([[batch for batch, _ in micro] for micro in parts],
+                [[share for _, share in micro] for micro in parts])
+
+    def sum_step(self, G_rows: Tensor, head_grads: Sequence[Tensor], losses: Tensor) -> None:
+        """:func:`all_reduce_step` over several processes; nothing with one."""
+        if self.several:
+            all_reduce_step(G_rows, head_grads, losses)
+
+    def sum_losses(self, losses: Tensor) -> Tensor:
+        """``losses`` summed over the processes (in place); unchanged with one."""
+        return sum_over_ranks(losses) if self.several else losses
+
+    def wait_for_all(self) -> None:
+        """Return when every process has reached this point (at once with one process)."""
+        if self.several:
+            dist.barrier()

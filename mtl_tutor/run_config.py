@@ -22,7 +22,7 @@ import inspect
 import json
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from .aux_losses import AUX_LOSS_NAMES, AUX_LOSSES, build_aux_loss
 from .bert import BertConfig
 from .cli_arguments import DefaultOrPerTask, KeyValues, SetThrough, SwitchWithOptions, TaskChoices
 from .combiners import COMBINER_NAMES, get_combiner
+from .damaged_files import DamagedFileError, read_json
 from .data.batching import PAIR_ENCODINGS
 from .data.sampling import SAMPLER_NAMES, get_sampler
 from .data.tasks import MULTITASK, TASKS, TaskSpec, get_task
@@ -345,19 +346,39 @@ class TrainConfig:
         return cls(**raw)
 
     @classmethod
+    def of_run(cls, run_dir: str | Path, **changes: Any) -> TrainConfig:
+        """The config of the run in ``run_dir``, to continue it there: ``out`` is ``run_dir``
+        wherever the run was made (its run_config.json records where). ``changes`` may set how
+        the run executes (``data``, ``device``, ``progress``, ...), never what it trains."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "run_config.json").is_file():
+            raise FileNotFoundError(f"{run_dir}: no run_config.json; not a run directory that "
+                                    "mtl-tutor train wrote")
+        fixed = fixed_when_resumed(changes)
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)}: a run continues with the settings it was made "
+                             "with; start a new run to change them")
+        return replace(cls.load(run_dir / "run_config.json"), **changes, out=str(run_dir))
+
+    @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a run_config.json (from any version of mtl-tutor); errors name the file."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raw = read_json(path)
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: must hold a JSON object, got {type(raw).__name__}")
+            raise DamagedFileError(path, f"must hold a JSON object, got "
+                                         f"{type(raw).__name__}")
         try:
             return cls.from_dict(raw)
         except OptionError as e:
             raise OptionError(f"{path}: {e.option}", e.problem) from e
+
+
+def fixed_when_resumed(names) -> list[str]:
+    """Those of the TrainConfig fields ``names`` that a continued run cannot change: what it
+    trains (the fields whose ``method`` is True) and where it is (``out``)."""
+    return [f.name for f in fields(TrainConfig)
+            if f.name in names and (f.metadata["method"] or f.name == "out")]
 
 
 @functools.cache

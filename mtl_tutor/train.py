@@ -1,16 +1,28 @@
-"""The trainer: one visible loop, extended by callbacks.
+"""The trainer: one visible loop of named steps, extended by hooks.
 
-Each step draws one batch for every task the sampler names. With a combiner that needs per-task
-gradients, each task's loss is backpropagated on its own into row k of the flat buffer ``G``
-(:class:`~mtl_tutor.gradients.TaskGradients`); the combiner turns ``G`` into one direction ``d``,
-which becomes the shared parameters' gradient. A combiner whose weights depend on the losses
-only (``sum``, uncertainty weighting, ...) takes a single backward pass of the weighted loss.
-Heads keep their own gradients either way. Then clipping, AdamW and the learning-rate schedule.
+One optimiser step (:func:`take_step`) on a batch of every task the sampler names:
 
-Nothing saved is lost: after every evaluation (and every ``checkpoint_every`` steps) the whole
-training state goes atomically into ``RUN/checkpoint.pt``; SIGINT and SIGTERM finish the current
-step, save and raise :class:`TrainingInterrupted`; ``train(config, resume=True)`` continues so
-that the parameters equal those of an uninterrupted run bit for bit on the CPU.
+1. :func:`task_gradients`: each task's loss backpropagated on its own into row k of the flat
+   buffer ``G`` (:class:`~mtl_tutor.gradients.TaskGradients`), and :func:`combine_gradients`: the
+   combiner turns ``G`` into one direction ``d``, which becomes the shared parameters' gradient;
+   or, for a combiner whose weights depend on the losses only (``sum``, uncertainty weighting,
+   ...), :func:`weighted_backward`: a single backward pass of ``sum_k w_k L_k``.
+   Heads and PALs keep their own gradients either way.
+2. :func:`add_smart_gradients` where SMART's terms are added after combining.
+3. :func:`apply_update`: clipping, AdamW and the learning-rate schedule.
+4. :func:`report_losses_after_step` for combiners that read the losses after the step (FAMO).
+
+A loss or gradient that is NaN or infinite stops the step before the update
+(:func:`~mtl_tutor.divergence.stops_at`). Over several processes (``torchrun``) the batches are
+sharded and G summed over them by :class:`~mtl_tutor.distributed.Processes`; with one process
+that is the identity, and the steps read the same.
+
+:func:`train` builds the run in memory (:func:`~mtl_tutor.training_run.build_run`), makes its
+directory (never over another run: :mod:`mtl_tutor.run_directory`) or restores its checkpoint,
+and loops; logging, evaluation, checkpoints and the progress bar are hooks called after every
+step (:mod:`mtl_tutor.training_hooks`). Nothing saved is lost: SIGINT and SIGTERM finish the
+current step, save and raise :class:`TrainingInterrupted`; ``train(config, resume=True)``
+continues so that the parameters equal those of an uninterrupted run bit for bit on the CPU.
 
 Callbacks are objects with any of ``on_step(record)``, ``on_eval(record)`` and
 ``on_train_end(summary)``; ``record`` is the :class:`~mtl_tutor.run_log.StepRecord` written to
@@ -20,299 +32,130 @@ Callbacks are objects with any of ``on_step(record)``, ``on_eval(record)`` and
 from __future__ import annotations
 
 import math
-import signal
-import threading
-import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from .bert import load_backbone
-from .checkpoint import (
-    load_training_state,
-    save_model,
-    save_training_state,
-    write_run_files,
-)
-from .combiners import ColumnGroups, Combiner, EpochEnd, LossesAfterStep, get_combiner
-from .data import Sampler, TaskBatches, get_sampler, load_task, write_issues
-from .distributed import all_reduce_step, is_main, shard, sum_over_ranks, world
-from .evaluate import evaluate, ordered_batches
-from .gradients import TaskGradients, conflict_statistics
-from .model import MultitaskModel, build_model, linear_dropout
-from .optim import AdamW
+from .checkpoint import load_training_state, write_run_files
+from .combiners import LossesAfterStep, NonFiniteInput
+from .combiners.base import check_finite_losses
+from .data import Batch, write_issues
+from .divergence import NonFiniteStep, TrainingDiverged, diverged, stops_at
+from .gradients import conflict_statistics
+from .model import linear_dropout
 from .run_config import TrainConfig
-from .run_log import EvalRecord, RunLog, StepRecord
-from .schedules import LR_SCHEDULES
+from .run_directory import (
+    TRAINING_STATE,
+    RunDirectoryError,
+    check_new_run_directory,
+    make_run_directory,
+    remove_stale_temporaries,
+)
+from .run_log import RunLog, StepRecord
+from .training_hooks import (
+    Hooks,
+    Progress,
+    StopSignals,
+    TrainingInterrupted,
+    check_resumable,
+    restore,
+)
+from .training_run import Run, build_run, resolve_device
+
+__all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "add_smart_gradients",
+           "apply_update", "build_run", "combine_gradients", "report_losses_after_step",
+           "resolve_device", "take_step", "task_gradients", "train", "weighted_backward"]
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss or gradient became NaN or infinite; the last good model was saved first."""
+def tasks_of(batches: list[list[Batch]]) -> list[str]:
+    """The task of each row of ``G``: one list of micro-batches per task."""
+    return [micro[0].task for micro in batches]
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; the state after the last finished step is in checkpoint.pt."""
+def take_step(run: Run, batches: list[list[Batch]], step: int) -> tuple[torch.Tensor, dict]:
+    """One optimiser step on the micro-batches of each task (``config.accumulation_steps``
+    each, their losses averaged): returns the task losses [K] and the step's statistics.
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def load_split(config: TrainConfig, split: str, run_dir: Path | None = None) -> dict:
-    """Load every task's file of a split, reporting skipped rows in ``run_dir``."""
-    data = {t: load_task(config.data, t, split, strict=config.strict_data) for t in config.tasks}
-    issues = [issue for d in data.values() for issue in d.issues]
-    if run_dir is not None and issues:
-        write_issues(issues, run_dir / f"data_issues_{split}.txt")
-    return data
-
-
-@dataclass
-class Run:
-    """Everything a training run is made of, built from a :class:`TrainConfig`."""
-
-    config: TrainConfig
-    run_dir: Path
-    device: torch.device
-    model: MultitaskModel
-    tokenizer: object
-    streams: dict[str, TaskBatches]
-    sampler: Sampler
-    combiner: Combiner
-    grads: TaskGradients
-    optimizer: AdamW
-    schedule: torch.optim.lr_scheduler.LambdaLR
-    dev_loaders: dict[str, list]
-    total_steps: int
-
-
-def build_run(config: TrainConfig) -> Run:
-    """Build a run; under ``torchrun`` every rank builds the same one, and only rank 0 writes."""
-    run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
-    rank, world_size = world()
-    train_data = load_split(config, "train", run_dir if rank == 0 else None)
-    dev_data = load_split(config, "dev", run_dir) if rank == 0 else {}  # rank 0 evaluates
-
-    sampler = get_sampler(config.sampler, {t: len(d.examples) for t, d in train_data.items()},
-                          config.batch_size, seed=config.seed, **config.sampler_arguments())
-    total_steps = sampler.total_steps(config.epochs)
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    combiner = get_combiner(config.combiner, seed=config.seed, tasks=config.tasks,
-                            **config.combiner_options)
-    check_combiner_fits(config, sampler, combiner, world_size)
-
-    bert, tokenizer = load_backbone(config.backbone, seed=config.seed)
-    config.check_backbone(bert.config)
-    model = build_model(bert, config).to(device)
-    if rank == 0:
-        write_run_files(run_dir, config, model, tokenizer)
-
-    streams = {t: TaskBatches(d, tokenizer, config.batch_size, seed=config.seed + i,
-                              pair_encoding=config.encoding_of(t), max_length=config.max_length,
-                              length_bucketing=config.length_bucketing)
-               for i, (t, d) in enumerate(train_data.items())}
-    shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
-    grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
-    combiner.on_event(ColumnGroups(tuple(grads.layer_slices)))
-    groups = [{"params": [p for _, p in shared]},
-              {"params": model.task_parameters(), "lr": config.head_lr or config.lr}]
-    if combiner.parameters():  # learnable weightings (uncertainty) move at the heads' rate
-        groups.append({"params": combiner.parameters(), "lr": config.head_lr or config.lr,
-                       "weight_decay": 0.0})
-    optimizer = AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, LR_SCHEDULES[config.lr_schedule](
-        int(config.warmup_fraction * total_steps), total_steps))
-    dev_loaders = {t: [b.to(device) for b in ordered_batches(
-        d, tokenizer, config.eval_batch_size, pair_encoding=config.encoding_of(t),
-        max_length=config.max_length)] for t, d in dev_data.items()}
-    if world_size > 1:  # the ranks share the initial weights, not their dropout noise
-        torch.manual_seed(config.seed + rank)
-    return Run(config, run_dir, device, model, tokenizer, streams, sampler, combiner, grads,
-               optimizer, schedule, dev_loaders, total_steps)
-
-
-def check_combiner_fits(config: TrainConfig, sampler: Sampler, combiner: Combiner,
-                        world_size: int) -> None:
-    """Refuse, before anything is trained or written, a combiner the run cannot feed."""
-    if combiner.needs_every_task and not sampler.every_step_holds_every_task:
-        warmup = " with a warm-up" if "warmup_task" in config.sampler_options else ""
-        raise ValueError(
-            f"sampler {config.sampler!r}{warmup} gives steps that hold only some of the tasks, "
-            f"but combiner {config.combiner!r} needs every task in every step: "
-            f"{combiner.needs_every_task}. Use --sampler round-robin (without a warm-up) or "
-            "another combiner")
-    if world_size > 1 and not combiner.needs_gradients and combiner.parameters():
-        raise ValueError(f"combiner {config.combiner!r} learns weights through the loss, which "
-                         "multi-process training does not support yet; run it in one process")
-    if world_size > 1 and config.smart_placement == "after-combining":
-        raise ValueError("smart_placement='after-combining' runs in one process only; "
-                         "multi-process training keeps SMART in the task losses")
-
-
-def training_state(run: Run, step: int, progress: dict) -> dict:
-    """Everything that determines the rest of the run after ``step`` finished steps."""
-    return {
-        "step": step,
-        "config": run.config.to_dict(),
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "schedule": run.schedule.state_dict(),
-        "combiner": run.combiner.state_dict(),
-        "sampler": run.sampler.state_dict(),
-        "streams": {t: s.state_dict() for t, s in run.streams.items()},
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "progress": progress,
-    }
-
-
-def restore(run: Run, state: dict) -> dict:
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.schedule.load_state_dict(state["schedule"])
-    run.combiner.load_state_dict(state["combiner"])
-    run.sampler.load_state_dict(state["sampler"])
-    for t, s in run.streams.items():
-        s.load_state_dict(state["streams"][t])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["progress"]
-
-
-def check_resumable(config: TrainConfig, state: dict, run_dir: Path) -> None:
-    """Refuse to resume when run_config.json no longer describes the run the checkpoint holds
-    (checkpoints written before configs were saved in them are not checked)."""
-    if "config" not in state:
-        return
-    changed = config.method_differences(TrainConfig.from_dict(state["config"]))
-    if changed:
-        raise ValueError(
-            f"{run_dir / 'run_config.json'} no longer matches the checkpoint it would resume: "
-            + "; ".join(f"{name} is {now!r} there but {before!r} in the checkpoint"
-                        for name, now, before in changed)
-            + ". Restore those settings, or start a new run.")
-
-
-class StopSignals:
-    """While active, SIGINT/SIGTERM only set ``requested``; the loop stops after its step."""
-
-    def __init__(self):
-        self.requested: str | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def take_step(run: Run, batches: list[list], step: int) -> tuple[torch.Tensor, dict]:
-    """One optimiser step on the micro-batches of each task (``config.accumulation_steps`` each,
-    their losses averaged): returns the task losses and conflict statistics.
-
-    Per-task backward passes into the rows of G and the combiner, or, for loss weightings, one
-    backward pass of the weighted loss; then clipping, AdamW and the schedule.
-
-    Under ``torchrun`` (see :mod:`mtl_tutor.distributed`) ``batches`` are the global batches:
-    each rank backpropagates its shard's losses scaled by the shard's share of the rows, G, the
-    heads' gradients and the losses are summed over the ranks, and every rank combines alike.
-    Loss weightings go through G too there, so that their weights come from the global losses;
-    with accumulation they weigh the accumulated losses once, where one process weighs each
-    micro-batch by its own losses.
+    Under ``torchrun`` ``batches`` are the global batches: each process backpropagates its
+    shard's losses scaled by the shard's share of the rows, and G, the heads' gradients and the
+    losses are summed over the processes, so every process combines alike. Loss weightings go
+    through G there too, so that their weights come from the global losses (with accumulation
+    they weigh the accumulated losses once, where one process weighs each micro-batch's own).
     """
-    model, grads, combiner, config = run.model, run.grads, run.combiner, run.config
-    tasks, A = [micro[0].task for micro in batches], config.accumulation_steps
-    rank, world_size = world()
-    distributed = world_size > 1
-    shares = [[1.0] * len(micro) for micro in batches]  # each batch's share of its global batch
-    if distributed:
-        shards = [[shard(batch, rank, world_size) for batch in micro] for micro in batches]
-        batches = [[batch for batch, _ in micro] for micro in shards]
-        shares = [[weight for _, weight in micro] for micro in shards]
-    if combiner.needs_gradients or distributed:
-        losses = []
-        for k, micro in enumerate(batches):
-            total = 0.0
-            for m, batch in enumerate(micro):
-                grads.capture(k, zero=m == 0)
-                loss = model.loss(batch) / A
-                if distributed:
-                    loss = loss * shares[k][m]
-                else:
-                    _check_finite(loss, step, batch.task, run.run_dir, model)
-                loss.backward()
-                total += loss.detach()
-            losses.append(total)
-        losses = torch.stack(losses)
-        G = grads.G[:len(batches)]
-        if distributed:
-            all_reduce_step(G, [p.grad for p in model.task_parameters() if p.grad is not None],
-                            losses)
-            for loss, task in zip(losses, tasks):
-                _check_finite(loss, step, task, run.run_dir, model)
-        combination = combiner.combine(G, losses, tasks)
-        if not combiner.needs_gradients:  # as in one process's weighted backward pass
-            for w, task in zip(combination.weights.tolist(), tasks):
-                torch._foreach_mul_([p.grad for p in model.task_parameters(task)
-                                     if p.grad is not None], w)
-        d = combination.direction
-        stats = conflict_statistics(
-            G, d, tasks, grads.layer_slices if config.log_layer_cosines else (), combination)
-        grads.write_direction(d)
-    else:
-        grads.capture_direction()
-        losses = weights = 0.0
-        for m in range(A):
-            task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
-            for loss, micro in zip(task_losses, batches):
-                _check_finite(loss, step, micro[m].task, run.run_dir, model)
-            task_weights = combiner.loss_weights(task_losses, tasks)
-            (task_weights * task_losses).sum().div(A).backward()
-            losses += task_losses.detach() / A
-            weights += task_weights.detach() / A  # the micro-batches' mean weight per task
-        stats = {"weights": dict(zip(tasks, weights.tolist()))}
-    if model.smart_placement == "after-combining":
-        add_smart_gradients(run, batches, step)
-    if step < config.freeze_backbone_steps:  # the backbone skips this optimiser step
-        for p in grads.params:
-            p.grad = None
-    # one foreach pass: the total norm clips and, non-finite iff some gradient entry is, checks
-    max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
-    if not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)):
-        _diverged(step, "/".join(tasks), "gradient", run.run_dir, model)
-    run.optimizer.step()
-    model.after_optimizer_step()
-    run.optimizer.zero_grad(set_to_none=True)
-    run.schedule.step()
-    if LossesAfterStep in combiner.events:
-        with torch.no_grad():
-            losses_after = torch.stack([sum(model.loss(b) * w for b, w in zip(micro, share)) / A
-                                        for micro, share in zip(batches, shares)])
-            if distributed:
-                sum_over_ranks(losses_after)
-            combiner.on_event(LossesAfterStep(dict(zip(tasks, losses_after.tolist()))))
+    batches, shares = run.processes.shard(batches)
+    with stops_at(step):  # a NaN or infinite loss or gradient stops the run before the update
+        if run.combiner.needs_gradients or run.processes.several:
+            losses = task_gradients(run, batches, shares)
+            stats = combine_gradients(run, tasks_of(batches), losses)
+        else:
+            losses, stats = weighted_backward(run, batches)
+        if run.model.smart_placement == "after-combining":
+            add_smart_gradients(run, batches)
+        apply_update(run, tasks_of(batches), step)
+    if LossesAfterStep in run.combiner.events:
+        report_losses_after_step(run, batches, shares)
     return losses, stats
 
 
-def add_smart_gradients(run: Run, batches: list[list], step: int) -> None:
+def task_gradients(run: Run, batches: list[list[Batch]], shares: list[list[float]]
+                   ) -> torch.Tensor:
+    """Backpropagate each task's loss on its own into row k of ``G`` (its micro-batches' losses
+    averaged, each scaled by its share of the global batch): the task losses [K], summed with G
+    and the heads' gradients over the processes."""
+    model, grads, A = run.model, run.grads, run.config.accumulation_steps
+    losses = []
+    for k, micro in enumerate(batches):
+        total = 0.0
+        for m, (batch, share) in enumerate(zip(micro, shares[k])):
+            grads.capture(k, zero=m == 0)
+            loss = model.loss(batch) / A * share
+            loss.backward()
+            total += loss.detach()
+        losses.append(total)
+    losses = torch.stack(losses)
+    head_grads = [p.grad for p in model.task_parameters() if p.grad is not None]
+    run.processes.sum_step(grads.G[:len(batches)], head_grads, losses)
+    check_finite_losses(losses, tasks_of(batches))
+    return losses
+
+
+def combine_gradients(run: Run, tasks: list[str], losses: torch.Tensor) -> dict:
+    """The combiner's direction ``d`` from the rows of ``G``, made the shared parameters'
+    gradient; returns the step's conflict statistics. A loss weighting's weights also scale each
+    task's head gradients, as its weighted backward pass would have."""
+    grads, combiner = run.grads, run.combiner
+    G = grads.G[:len(tasks)]
+    combination = combiner.combine(G, losses, tasks)
+    if not combiner.needs_gradients:
+        for weight, task in zip(combination.weights.tolist(), tasks):
+            for p in run.model.task_parameters(task):
+                if p.grad is not None:
+                    p.grad.mul_(weight)
+    layers = grads.layer_slices if run.config.log_layer_cosines else ()
+    stats = conflict_statistics(G, combination.direction, tasks, layers, combination)
+    grads.write_direction(combination.direction)
+    return stats
+
+
+def weighted_backward(run: Run, batches: list[list[Batch]]) -> tuple[torch.Tensor, dict]:
+    """A loss weighting's step in one process: per micro-batch, one backward pass of
+    ``sum_k w_k L_k`` straight into the shared parameters' gradient (as cheap as ``sum``).
+    Returns the losses [K] and each task's mean weight over the micro-batches."""
+    model, A = run.model, run.config.accumulation_steps
+    tasks = tasks_of(batches)
+    run.grads.capture_direction()
+    losses = weights = 0.0
+    for m in range(A):
+        task_losses = torch.stack([model.loss(micro[m]) for micro in batches])
+        check_finite_losses(task_losses, tasks)
+        task_weights = run.combiner.loss_weights(task_losses, tasks)
+        (task_weights * task_losses).sum().div(A).backward()
+        losses += task_losses.detach() / A
+        weights += task_weights.detach() / A
+    return losses, {"weights": dict(zip(tasks, weights.tolist()))}
+
+
+def add_smart_gradients(run: Run, batches: list[list[Batch]]) -> None:
     """SMART after the gradient treatment (``smart_placement="after-combining"``, as the CS224N
     Kehoe & Ravella report applied it): with the combined direction d already in the shared
     parameters' ``.grad``, backpropagate each task's SMART terms (averaged over its
@@ -324,117 +167,135 @@ def add_smart_gradients(run: Run, batches: list[list], step: int) -> None:
             continue
         for batch in micro:
             loss = model.smart_loss(batch) / A
-            _check_finite(loss, step, batch.task, run.run_dir, model)
+            check_finite_losses(loss.reshape(1), [batch.task])
             loss.backward()
 
 
-def train(config: TrainConfig, callbacks=(), resume: bool = False) -> dict:
+def apply_update(run: Run, tasks: list[str], step: int) -> None:
+    """Clip the gradient's total norm to ``max_grad_norm``, step AdamW (the backbone sits out
+    the first ``freeze_backbone_steps`` steps) and advance the learning-rate schedule."""
+    config, model = run.config, run.model
+    if step < config.freeze_backbone_steps:
+        for p in run.grads.params:
+            p.grad = None
+    # one foreach pass: the total norm clips and, non-finite iff some gradient entry is, checks
+    max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
+    if not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)):
+        task = tasks_with_non_finite_gradients(model, tasks)
+        raise NonFiniteInput(task, "gradient", f"the gradient of task {task} is not finite")
+    run.optimizer.step()
+    model.after_optimizer_step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.schedule.step()
+
+
+def report_losses_after_step(run: Run, batches: list[list[Batch]],
+                             shares: list[list[float]]) -> None:
+    """The same batches' losses after the update, to the combiner (FAMO's extra forward pass)."""
+    A = run.config.accumulation_steps
+    with torch.no_grad():
+        losses = torch.stack([sum(run.model.loss(b) * w for b, w in zip(micro, share)) / A
+                              for micro, share in zip(batches, shares)])
+    run.processes.sum_losses(losses)
+    tasks = tasks_of(batches)
+    run.combiner.on_event(LossesAfterStep(dict(zip(tasks, losses.tolist()))))
+
+
+def tasks_with_non_finite_gradients(model, tasks: list[str]) -> str:
+    """The tasks whose own parameters' gradients are not finite, else all of them ("a/b/c":
+    the non-finite entry is in the combined gradient of the shared parameters)."""
+    bad = [t for t in tasks if any(p.grad is not None and not torch.isfinite(p.grad).all()
+                                   for p in model.task_parameters(t))]
+    return "/".join(bad or tasks)
+
+
+def start_epoch(run: Run, epoch: int) -> None:
+    """Tell the model an epoch begins, with the dropout the schedule sets for it."""
+    config = run.config
+    dropout = config.dropout_schedule and linear_dropout(*config.dropout_schedule, epoch,
+                                                         config.epochs)
+    run.model.start_epoch(epoch, dropout)
+
+
+def draw_batches(run: Run, tasks: list[str]) -> list[list[Batch]]:
+    """``accumulation_steps`` micro-batches of each task, on the run's device."""
+    A = run.config.accumulation_steps
+    return [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
+
+
+def open_run(run: Run, resume: bool, overwrite: bool) -> tuple[Progress, RunLog | None]:
+    """Restore a resumed run from its checkpoint.pt (removing stale temporary files), or make a
+    new run's directory and its fixed files; then open the logs (rank 0 only)."""
+    main = run.processes.main
+    if resume:
+        state = load_training_state(run.run_dir)
+        check_resumable(run.config, state, run.run_dir)
+        progress = Progress.resumed(restore(run, state), state["step"])
+        if main:
+            remove_stale_temporaries(run.run_dir)
+    else:
+        run.processes.wait_for_all()  # every process checked the directory before it is made
+        if main:
+            make_run_directory(run.run_dir, lambda path: write_run_files(
+                path, run.config, run.model, run.tokenizer), overwrite)
+        progress = Progress.new(run.config.tasks)
+    if not main:
+        return progress, None
+    for split, issues in run.data_issues.items():
+        if issues:
+            write_issues(issues, run.run_dir / f"data_issues_{split}.txt")
+    return progress, RunLog(run.run_dir, progress.first_step if resume else None)
+
+
+def train(config: TrainConfig, callbacks=(), resume: bool = False,
+          overwrite: bool = False) -> dict:
     """Train a multitask model as ``config`` says; return the best dev metrics and the run dir.
 
-    resume: continue the run in ``config.out`` from its ``checkpoint.pt``.
+    resume: continue the run in ``config.out`` from its checkpoint.pt. Otherwise ``config.out``
+    must be absent or empty, checked before anything is read: a new run never overwrites
+    another, unless ``overwrite`` replaces an earlier run there.
     """
+    if not resume:
+        check_new_run_directory(config.out, overwrite)
     run = build_run(config)
-    model, combiner, run_dir = run.model, run.combiner, run.run_dir
-    main = is_main()  # under torchrun only rank 0 logs, evaluates, saves and calls back
-    callbacks = callbacks if main else ()
-    progress = {"best": None, "best_score": -math.inf, "history": [], "seconds": 0.0,
-                "epoch_losses": {t: [] for t in config.tasks}}
-    first_step = 0
-    if resume:
-        state = load_training_state(run_dir)
-        check_resumable(config, state, run_dir)
-        progress, first_step = restore(run, state), state["step"]
-    on_step = [cb.on_step for cb in callbacks if hasattr(cb, "on_step")]
-    on_eval = [cb.on_eval for cb in callbacks if hasattr(cb, "on_eval")]
-    log = RunLog(run_dir if main else None, first_step if resume else None)
-    bar = tqdm(total=run.total_steps, initial=first_step, desc=f"train {config.combiner}",
-               disable=not (config.progress and main))
-    start = time.perf_counter() - progress["seconds"]
-    model.train()
-
-    def checkpoint(step: int) -> None:
-        progress["seconds"] = time.perf_counter() - start
-        save_training_state(run_dir, training_state(run, step, progress))
-
-    def run_eval(step: int, epoch: int) -> None:
-        record = EvalRecord(step, epoch, evaluate(model, run.dev_loaders))
-        log.write_eval(record)
-        progress["history"].append(record.to_dict())
-        if record.score > progress["best_score"]:
-            progress["best"], progress["best_score"] = record.to_dict(), record.score
-            save_model(run_dir, model)
-        for fn in on_eval:
-            fn(record)
-        bar.write(f"epoch {epoch} step {step}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in record.metrics.items()))
-
-    try:
-        with StopSignals() as stop:
-            for step in range(first_step, run.total_steps):
+    with StopSignals() as stop:
+        progress, log = open_run(run, resume, overwrite)
+        hooks = Hooks(run, progress, log, stop, callbacks)
+        try:
+            for step in range(progress.first_step, run.total_steps):
                 epoch, index = run.sampler.epoch_of(step)
-                if step == first_step or index == 0:  # an epoch starts (or resumes)
-                    dropout = config.dropout_schedule and linear_dropout(
-                        *config.dropout_schedule, epoch, config.epochs)
-                    model.start_epoch(epoch, dropout)
-                tasks = next(run.sampler)
-                A = config.accumulation_steps  # micro-batches per task; their losses are averaged
-                batches = [[next(run.streams[t]).to(run.device) for _ in range(A)] for t in tasks]
+                if step == progress.first_step or index == 0:  # an epoch starts (or resumes)
+                    start_epoch(run, epoch)
+                batches = draw_batches(run, next(run.sampler))
                 losses, stats = take_step(run, batches, step)
-
-                record = StepRecord.from_statistics(
+                tasks = tasks_of(batches)
+                hooks.on_step(StepRecord.from_statistics(
                     step, epoch, run.schedule.get_last_lr()[0], dict(zip(tasks, losses.tolist())),
-                    time.perf_counter() - start, stats)
-                log.write_step(record)
-                for t, v in record.losses.items():
-                    progress["epoch_losses"][t].append(v)
-                for fn in on_step:
-                    fn(record)
-                bar.update()
-                bar.set_postfix({t: f"{v:.3f}" for t, v in record.losses.items()}, refresh=False)
-
-                last = step + 1 == run.total_steps
-                end_of_epoch = index + 1 == run.sampler.steps_per_epoch(epoch) or last
-                if end_of_epoch:
-                    combiner.on_event(EpochEnd(epoch, {t: sum(v) / len(v) for t, v in
-                                                       progress["epoch_losses"].items() if v}))
-                    progress["epoch_losses"] = {t: [] for t in config.tasks}
-                evaluate_now = config.eval_every and (step + 1) % config.eval_every == 0
-                # Other ranks go on to the next step, whose all-reduce waits for rank 0.
-                if main and (end_of_epoch or evaluate_now):
-                    log.flush()
-                    run_eval(step + 1, epoch + 1)
-                periodic = config.checkpoint_every and (step + 1) % config.checkpoint_every == 0
-                stop_now = main and stop.requested  # the others end when rank 0 has saved
-                if main and (end_of_epoch or evaluate_now or periodic or last or stop_now):
-                    log.flush()
-                    checkpoint(step + 1)
-                if stop_now and not last:
+                    progress.elapsed(), stats))
+                if stop.requested and run.processes.main and step + 1 < run.total_steps:
                     raise TrainingInterrupted(
                         f"{stop.requested} after step {step + 1}: the run is saved in "
-                        f"{run_dir / 'checkpoint.pt'}; continue it with "
-                        f"`mtl-tutor train --resume {run_dir}`")
-    finally:
-        bar.close()
-        log.close()
-    summary = {"run": str(run_dir), "best": progress["best"], "history": progress["history"],
-               "steps": run.total_steps, "seconds": time.perf_counter() - start}
-    for cb in callbacks:
-        if hasattr(cb, "on_train_end"):
-            cb.on_train_end(summary)
+                        f"{run.run_dir / TRAINING_STATE}; continue it with "
+                        f"`mtl-tutor train --resume {run.run_dir}`")
+        except NonFiniteStep as error:
+            raise diverged(error, run.run_dir, run.model, config, progress.last_checkpoint,
+                           progress.best, saves=run.processes.main) from None
+        except OSError as error:
+            raise unwritable(run.run_dir, error, progress) from error
+        finally:
+            hooks.close()
+        summary = {"run": str(run.run_dir), "best": progress.best, "history": progress.history,
+                   "steps": run.total_steps, "seconds": progress.elapsed()}
+        for callback in callbacks if run.processes.main else ():
+            if hasattr(callback, "on_train_end"):
+                callback.on_train_end(summary)
     return summary
 
 
-def _check_finite(loss: torch.Tensor, step: int, task: str, run_dir: Path, model) -> None:
-    if not torch.isfinite(loss):
-        _diverged(step, task, "loss", run_dir, model)
-
-
-def _diverged(step: int, task: str, what: str, run_dir: Path, model) -> None:
-    path = run_dir / "last_good.safetensors"
-    if is_main():  # every rank sees the same losses and gradients, and rank 0 saves
-        save_model(run_dir, model, path.name)
-    warnings.warn(f"step {step}: non-finite {what} for task {task}", stacklevel=2)
-    raise TrainingDiverged(
-        f"step {step}: the {what} of task {task} is NaN or infinite; training stopped. "
-        f"The model before this step is saved in {path}. Try a lower --lr or --max-grad-norm."
-    )
+def unwritable(run_dir: Path, error: OSError, progress: Progress) -> RunDirectoryError:
+    """The error for a run directory that could not be written during training."""
+    saved = ("nothing was saved" if progress.last_checkpoint is None else
+             f"the state after {progress.last_checkpoint} steps is in {run_dir / TRAINING_STATE}; "
+             f"continue it with `mtl-tutor train --resume {run_dir}` once it can be written")
+    return RunDirectoryError(f"cannot write {error.filename or run_dir} "
+                             f"({error.strerror or error}); training stopped, {saved}")

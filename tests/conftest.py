@@ -19,6 +19,19 @@ def synthetic_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def finished_run(synthetic_dir, tmp_path_factory) -> Path:
+    """A finished two-step run of the tiny backbone on the synthetic corpus (copy it before
+    changing it)."""
+    from mtl_tutor.run_config import TrainConfig
+    from mtl_tutor.train import train
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(TrainConfig(backbone="tiny", data=str(synthetic_dir), out=str(out), max_steps=2,
+                      batch_size=8, max_length=32, eval_batch_size=32, progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     if not (REAL_DATA / "sst-train.csv").exists():
         pytest.skip(f"real CS224N data not found at {REAL_DATA} (see README: download it there)")

@@ -1,11 +1,13 @@
 """The mtl-tutor command line: train, eval and predict on the tiny backbone."""
 
 import json
+import shutil
 
 import pytest
 
 from mtl_tutor.cli import build_parser, main
 from mtl_tutor.cli_arguments import parse_options
+from mtl_tutor.data import DataWarning
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +52,37 @@ def test_predict_writes_cs224n_files_in_input_order(trained_run, synthetic_dir, 
     assert (tmp_path / "para-test-output.csv").exists()
 
 
+def predictions(path):
+    """(id, prediction) of each row of a prediction file."""
+    return [tuple(line.split(" , ")) for line in path.read_text().splitlines()[1:]]
+
+
+def test_predict_gives_each_row_its_own_prediction_when_ids_repeat(trained_run, synthetic_dir,
+                                                                   tmp_path):
+    data = shutil.copytree(synthetic_dir, tmp_path / "data")
+    argv = ["predict", "--run", str(trained_run), "--data", str(data), "--split", "dev"]
+    assert main([*argv, "--out", str(tmp_path / "unique")]) == 0
+    unique = predictions(tmp_path / "unique" / "sts-dev-output.csv")
+    assert unique[0][1] != unique[1][1]
+
+    lines = (data / "sts-dev.csv").read_text().splitlines(keepends=True)
+    second = lines[2].split("\t")
+    second[1] = lines[1].split("\t")[1]  # the second row takes the first row's id
+    lines[2] = "\t".join(second)
+    (data / "sts-dev.csv").write_text("".join(lines))
+    with pytest.warns(DataWarning, match="repeat an earlier row's id"):
+        assert main([*argv, "--out", str(tmp_path / "repeated")]) == 0
+    repeated = predictions(tmp_path / "repeated" / "sts-dev-output.csv")
+    assert repeated[0][0] == repeated[1][0]
+    assert [value for _, value in repeated] == [value for _, value in unique]
+
+
 def test_a_missing_data_directory_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--backbone", "tiny", "--data", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "run"), "--no-progress"])
-    assert code == 2
+    assert code == 3  # a file or folder to read
     assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_options_are_parsed_as_json_when_they_can_be():

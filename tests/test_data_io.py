@@ -1,5 +1,7 @@
-"""Reading CS224N task files: the format, file-level errors, row-level defects, the real data."""
+"""Reading CS224N task files: the format, file-level errors, row-level defects, repeated ids,
+the real data."""
 
+import csv
 import warnings
 from pathlib import Path
 
@@ -124,6 +126,9 @@ def test_empty_file_and_header_only_file_are_errors(tmp_path):
     ("100\tbad\tgood .\tnan\n", "non-numeric sentiment 'nan'"),
     ("100\tbad\tgood .\t7\n", "sentiment '7' outside [0, 4]"),
     ("100\tbad\tgood .\t2.5\n", "sentiment '2.5' is not an integer class"),
+    (f"100\tbad\t{'a' * (csv.field_size_limit() + 1)}\t3\n",
+     f"unreadable row (field larger than field limit ({csv.field_size_limit()})); expected "
+     "tab-separated fields with CSV quoting"),
 ])
 def test_defective_row_is_skipped_with_one_warning_naming_it(tmp_path, row, reason):
     lines = [SST_HEADER, *GOOD_SST_LINES[:60], row, *GOOD_SST_LINES[60:]]
@@ -134,6 +139,26 @@ def test_defective_row_is_skipped_with_one_warning_naming_it(tmp_path, row, reas
     assert [str(i) for i in data.issues] == [f"{path}:62: {reason}"]
     assert f"{path}:62: {reason}" in str(caught[0].message)
     assert len(data) == 100 and all(e.id != "bad" for e in data.examples)
+
+
+def test_a_field_over_the_csv_limit_is_an_error_under_strict(tmp_path):
+    big = "a" * (csv.field_size_limit() + 1)
+    path = write(tmp_path, "sst-train.csv", SST_HEADER + f"0\tx\t{big}\t3\n" + GOOD_SST_ROWS)
+    with pytest.raises(DataFormatError, match=r"sst-train\.csv:2: unreadable row \(field larger"):
+        read_task_file(path, "sst", strict=True)
+
+
+def test_repeated_ids_are_kept_and_warned_naming_both_lines(tmp_path):
+    rows = GOOD_SST_LINES[:50] + ["50\tid7\tanother sentence .\t1\n"] + GOOD_SST_LINES[51:]
+    path = write(tmp_path, "sst-dev.csv", SST_HEADER + "".join(rows))
+    with pytest.warns(DataWarning, match="1 row\\(s\\) repeat an earlier row's id") as caught:
+        data = read_task_file(path, "sst")
+    assert len(data) == 100 and data.issues == []
+    assert [str(d) for d in data.duplicates] == [f"{path}:52: duplicate id 'id7' (also {path}:9)"]
+    assert f"{path}:52: duplicate id 'id7' (also {path}:9)" in str(caught[0].message)
+    with pytest.raises(DataFormatError, match=f"{path}:52: duplicate id 'id7' \\(also {path}:9\\); "
+                                              "ids must be unique"):
+        read_task_file(path, "sst", strict=True)
 
 
 def test_binary_label_must_be_zero_or_one(tmp_path):

@@ -58,7 +58,7 @@ def test_train_eval_and_predict_find_the_data_without_data_flag(monkeypatch, syn
 def test_without_data_the_error_is_one_line_with_the_download_command(monkeypatch, tmp_path,
                                                                       capsys, command):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "empty"))
-    assert main([str(tmp_path / "run") if c == "RUN" else c for c in command]) == 2
+    assert main([str(tmp_path / "run") if c == "RUN" else c for c in command]) == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no CS224N data in") and "\n" not in err
     assert err.endswith("fetch it with: mtl-tutor data download")

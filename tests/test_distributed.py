@@ -67,7 +67,7 @@ def test_one_process_is_a_world_of_one():
 
 def test_uncertainty_weighting_is_refused_over_several_processes(synthetic_dir, tmp_path,
                                                                  monkeypatch):
-    monkeypatch.setattr("mtl_tutor.train.world", lambda: (1, 2))
+    monkeypatch.setattr("mtl_tutor.training_run.world", lambda: (1, 2))
     config = TrainConfig(backbone="tiny", data=str(synthetic_dir), out=str(tmp_path / "run"),
                          combiner="uncertainty", max_steps=1, batch_size=4, max_length=16,
                          progress=False)

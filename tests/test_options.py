@@ -249,5 +249,5 @@ def test_a_damaged_run_config_names_the_file_and_the_option(tmp_path):
     with pytest.raises(OptionError, match="'learning_rate' is not an option; valid options: "):
         TrainConfig.load(path)
     path.write_text("{")
-    with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
+    with pytest.raises(ValueError, match=f"{path} is damaged: not valid JSON"):
         TrainConfig.load(path)

@@ -5,7 +5,9 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from mtl_tutor.checkpoint import load_training_state
 from mtl_tutor.combiners import COMBINER_NAMES
 from mtl_tutor.model import MultitaskModel
 from mtl_tutor.run_config import TrainConfig
@@ -65,9 +67,85 @@ def test_a_nan_loss_stops_the_run_naming_step_and_task(synthetic_dir, tmp_path, 
         return value * float("nan") if batch.task == "sts" else value
 
     monkeypatch.setattr(MultitaskModel, "loss", loss)
-    with pytest.raises(TrainingDiverged, match="step 0.*task sts"), pytest.warns(UserWarning):
+    with pytest.raises(TrainingDiverged, match="step 0: the loss of task sts") as diverged:
         train(config(synthetic_dir, tmp_path, combiner="pcgrad"))
-    assert (tmp_path / "run" / "last_good.safetensors").exists()
+    saved = load_file(tmp_path / "run" / "last_good.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values())
+    assert f"all {len(saved)} tensors finite" in str(diverged.value)
+    assert "learning rates are not the cause" in str(diverged.value)  # no update was made yet
+
+
+def nan_loss_from(monkeypatch, call: int, task: str = "sts"):
+    """Make ``task``'s loss NaN from its ``call``-th computation on."""
+    original, calls = MultitaskModel.loss, []
+
+    def loss(self, batch):
+        value = original(self, batch)
+        if batch.task == task:
+            calls.append(1)
+            return value * float("nan") if len(calls) >= call else value
+        return value
+
+    monkeypatch.setattr(MultitaskModel, "loss", loss)
+
+
+@pytest.mark.parametrize("settings, advised, not_advised", [
+    (dict(lr=1e-3), ["a lower --lr (it is 0.001"], ["--head-lr", "--max-grad-norm"]),
+    (dict(max_grad_norm=None), ["clipping the gradient's norm (--max-grad-norm 1.0)"],
+     ["--lr", "--head-lr"]),
+    (dict(head_lr=0.5), ["a lower --head-lr (it is 0.5)"], ["a lower --lr"]),
+    (dict(combiner="cagrad", combiner_options={"c": 0.4}),
+     ["learning rates are small", "task sts's loss", "combiner 'cagrad' with options {'c': 0.4}"],
+     ["Try"]),
+])
+def test_divergence_advice_fits_the_settings(settings, advised, not_advised, synthetic_dir,
+                                             tmp_path, monkeypatch):
+    nan_loss_from(monkeypatch, call=3)  # the third step's STS loss
+    with pytest.raises(TrainingDiverged, match="^step 2: the loss of task sts is NaN") as error:
+        train(config(synthetic_dir, tmp_path, **settings))
+    message = str(error.value)
+    assert all(text in message for text in advised), message
+    assert not any(text in message for text in not_advised), message
+
+
+def poison(monkeypatch, name: str, value: float, after_step: int):
+    """Set element 0 of the model's tensor ``name`` to ``value`` in the update of step
+    ``after_step`` (0-based)."""
+    original, steps = MultitaskModel.after_optimizer_step, []
+
+    def after_optimizer_step(self):
+        original(self)
+        steps.append(1)
+        if len(steps) == after_step + 1:
+            with torch.no_grad():
+                self.state_dict()[name].view(-1)[0] = value
+
+    monkeypatch.setattr(MultitaskModel, "after_optimizer_step", after_optimizer_step)
+
+
+@pytest.mark.parametrize("value, problem", [(float("nan"), "1 of its 49 tensors hold NaN"),
+                                            (3e38, "its outputs are not finite")])
+def test_a_model_that_is_not_finite_is_never_saved_as_good(value, problem, synthetic_dir,
+                                                          tmp_path, monkeypatch):
+    poison(monkeypatch, "bert.embeddings.LayerNorm.weight", value, after_step=1)
+    with pytest.raises(TrainingDiverged) as error:
+        train(config(synthetic_dir, tmp_path, max_steps=4, eval_every=1))
+    message, run = str(error.value), tmp_path / "run"
+    assert message.startswith("step 1: an output on the dev set of task sst is NaN")
+    assert f"The model after step 1 was not saved: {problem}" in message
+    assert f"the state after 1 steps is in {run / 'checkpoint.pt'}" in message
+    assert f"after 1 steps) is in {run / 'model.safetensors'}" in message
+    assert not (run / "last_good.safetensors").exists()
+    assert load_training_state(run)["step"] == 1  # the last finite state
+
+
+def test_a_checkpoint_never_holds_a_weight_that_is_not_finite(synthetic_dir, tmp_path,
+                                                              monkeypatch):
+    poison(monkeypatch, "bert.pooler.dense.bias", float("inf"), after_step=0)
+    with pytest.raises(TrainingDiverged, match="^step 0: a weight after the update of tasks "
+                                               "sst/quora/sts is NaN or infinite"):
+        train(config(synthetic_dir, tmp_path, checkpoint_every=1, eval_every=10))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():

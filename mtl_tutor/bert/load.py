@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from transformers import BertTokenizerFast
 
+from ..damaged_files import (
+    DamagedFileError,
+    check_finite_weights,
+    read_checkpoint,
+    read_safetensors,
+)
 from .config import TINY, BertConfig
 from .model import BertModel
 from .tokenizer import tokenizer_from_dir
@@ -40,10 +45,14 @@ def weights_file(directory: Path) -> Path:
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file, or of a ``torch.save``d state dict (weights only)."""
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Tensors of a safetensors file, or of a ``torch.save``d state dict (weights only); a
+    damaged file, or one holding NaN or infinite weights, is a DamagedFileError naming it."""
+    state = read_safetensors(path) if path.suffix == ".safetensors" else read_checkpoint(path)
+    if not isinstance(state, dict):
+        raise DamagedFileError(path, f"holds a {type(state).__name__}, not a mapping "
+                                     "of weight names to tensors")
+    check_finite_weights(path, state)
+    return state
 
 
 def bert_from_dir(directory: str | Path) -> BertModel:

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Sequence
 
 from .aligned import AlignedMTL
-from .base import Combination, Combiner, GramianCombiner, LossWeighting
+from .base import Combination, Combiner, GramianCombiner, LossWeighting, NonFiniteInput
 from .cagrad import CAGrad
 from .config import ConFIG
 from .dbmtl import DBMTL
@@ -91,5 +91,5 @@ def get_combiner(name: str, seed: int = 0, tasks: Sequence[str] | None = None,
 
 
 __all__ = ["COMBINER_NAMES", "ColumnGroups", "Combination", "Combiner", "EpochEnd",
-           "GramianCombiner", "LossWeighting", "LossesAfterStep", "TrainingEvent",
-           "get_combiner"]
+           "GramianCombiner", "LossWeighting", "LossesAfterStep", "NonFiniteInput",
+           "TrainingEvent", "get_combiner"]

@@ -117,22 +117,35 @@ def check_inputs(G: Tensor, losses: Tensor) -> None:
         )
 
 
+class NonFiniteInput(ValueError):
+    """A task's loss or gradient (``what``) is NaN or infinite; ``task`` names it."""
+
+    def __init__(self, task: str, what: str, message: str):
+        self.task, self.what = task, what
+        super().__init__(message)
+
+    def __reduce__(self):
+        return type(self), (self.task, self.what, str(self))
+
+
 def check_finite_losses(losses: Tensor, tasks: Sequence[str]) -> None:
-    """A ValueError naming the first task whose loss is NaN or infinite."""
+    """A :class:`NonFiniteInput` naming the first task whose loss is NaN or infinite."""
     values = losses.detach().tolist()
     for task, value in zip(tasks, values):
         if not math.isfinite(value):
-            raise ValueError(f"the loss of task {task!r} is {value}; a combiner needs finite "
-                             "losses")
+            raise NonFiniteInput(task, "loss", f"the loss of task {task!r} is {value}; a "
+                                               "combiner needs finite losses")
 
 
 def check_finite_gradients(gramian: Tensor, tasks: Sequence[str]) -> None:
-    """A ValueError naming the first task whose gradient holds NaN or infinity: the Gramian's
-    diagonal ``|g_k|^2`` is non-finite exactly then (or when the squared norm overflows)."""
+    """A :class:`NonFiniteInput` naming the first task whose gradient holds NaN or infinity:
+    the Gramian's diagonal ``|g_k|^2`` is non-finite exactly then (or when the squared norm
+    overflows)."""
     for task, value in zip(tasks, gramian.diagonal().tolist()):
         if not math.isfinite(value):
-            raise ValueError(f"the gradient of task {task!r} holds NaN or infinite values (its "
-                             f"squared norm is {value}); a combiner needs finite gradients")
+            raise NonFiniteInput(task, "gradient", f"the gradient of task {task!r} holds NaN or "
+                                                   f"infinite values (its squared norm is "
+                                                   f"{value}); a combiner needs finite gradients")
 
 
 class Combiner(ABC):

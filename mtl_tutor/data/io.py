@@ -13,10 +13,14 @@ Two kinds of defect:
 - file-level (missing file, undecodable bytes, not tab-separated, wrong header, no rows): raise
   :class:`DataFormatError`;
 - row-level (wrong number of columns, empty id or sentence, missing, non-numeric, out-of-range or
-  non-integral label): the row is skipped and reported once per file in a :class:`DataWarning`
-  and in ``TaskData.issues``. ``strict=True`` raises on the first one instead, and a file where
-  more than ``max_defect_fraction`` of the rows are defective raises in any case, since it is
-  then most likely not a file of this task at all.
+  non-integral label, a field longer than the ``csv`` module's limit): the row is skipped and
+  reported once per file in a :class:`DataWarning` and in ``TaskData.issues``. ``strict=True``
+  raises on the first one instead, and a file where more than ``max_defect_fraction`` of the
+  rows are defective raises in any case, since it is then most likely not a file of this task.
+
+A row whose id an earlier row of the file has is kept (its prediction is its own: predictions
+follow rows, not ids) and reported with both lines in a :class:`DataWarning` and in
+``TaskData.duplicates``; ``strict=True`` raises instead.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import io
 import math
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .tasks import MULTITASK, TaskSpec, get_task
@@ -73,13 +77,15 @@ class Example:
 
 @dataclass
 class TaskData:
-    """The examples of one file of one task, and the rows that were skipped."""
+    """The examples of one file of one task, the rows that were skipped (``issues``) and the
+    rows that repeat an earlier row's id (``duplicates``, kept)."""
 
     task: TaskSpec
     split: str
     path: Path
     examples: list[Example]
     issues: list[DataIssue]
+    duplicates: list[DataIssue] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -89,7 +95,10 @@ def decode_file(path: Path) -> str:
     """The file's text; undecodable bytes raise :class:`DataFormatError` at their line."""
     if not path.is_file():
         raise DataFormatError(path, None, "no such file; expected a CS224N task file")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(path, None, f"cannot be read ({e.strerror or e})") from e
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
@@ -98,8 +107,14 @@ def decode_file(path: Path) -> str:
                                           f"{e.start}; expected UTF-8 text") from e
 
 
-def records(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(first physical line, fields)`` for every record, header included."""
+def records(path: Path, text: str, unreadable: list[DataIssue] | None = None
+            ) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first physical line, fields)`` for every record, header included.
+
+    A record the ``csv`` module cannot read (a field over its size limit,
+    ``csv.field_size_limit()``) raises :class:`DataFormatError`, or, given a list
+    ``unreadable``, is skipped and appended there; the reader goes on with the next record.
+    """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
     while True:
         line = reader.line_num + 1
@@ -108,8 +123,11 @@ def records(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as e:
-            raise DataFormatError(path, line, f"unreadable row ({e}); expected tab-separated "
-                                              "fields with CSV quoting") from e
+            reason = f"unreadable row ({e}); expected tab-separated fields with CSV quoting"
+            if unreadable is None:
+                raise DataFormatError(path, line, reason) from e
+            unreadable.append(DataIssue(path, line, reason))
+            continue
         yield line, fields
 
 
@@ -198,15 +216,18 @@ def read_task_file(path: str | Path, task: str | TaskSpec, *, labelled: bool = T
     path = Path(path)
     if split is None:
         split = task.split_of(path.name) or ""
-    rows = records(path, decode_file(path))
+    issues: list[DataIssue] = []
+    rows = records(path, decode_file(path), None if strict else issues)
     try:
-        _, header = next(rows)
+        line, header = next(rows)
     except StopIteration:
         raise DataFormatError(path, 1, f"empty file; expected a header row and rows of task "
                                        f"{task.name!r}") from None
+    if line != 1:  # the header itself was unreadable
+        raise DataFormatError(path, 1, issues[0].reason)
     extra = extra_index_columns(header, task)
     has_label = check_header(path, header[extra:], task, labelled)
-    examples, issues = [], []
+    examples = []
     for line, fields in rows:
         parsed = parse_row(fields[extra:], line, task, has_label, labelled)
         if isinstance(parsed, str):
@@ -215,6 +236,7 @@ def read_task_file(path: str | Path, task: str | TaskSpec, *, labelled: bool = T
             issues.append(DataIssue(path, line, parsed))
         else:
             examples.append(parsed)
+    issues.sort(key=lambda issue: issue.line)
     total = len(examples) + len(issues)
     if total == 0:
         raise DataFormatError(path, 2, "no rows after the header")
@@ -229,7 +251,27 @@ def read_task_file(path: str | Path, task: str | TaskSpec, *, labelled: bool = T
         listed = "\n".join(str(issue) for issue in issues)
         warnings.warn(f"{path}: skipped {len(issues)} defective row(s) of {total}:\n{listed}",
                       DataWarning, stacklevel=2)
-    return TaskData(task, split, path, examples, issues)
+    duplicates = duplicate_ids(path, examples, strict)
+    return TaskData(task, split, path, examples, issues, duplicates)
+
+
+def duplicate_ids(path: Path, examples: list[Example], strict: bool) -> list[DataIssue]:
+    """Each row whose id an earlier row has, naming both lines; both rows are kept (a warning),
+    or, with ``strict``, the first such row is a :class:`DataFormatError`."""
+    first_line: dict[str, int] = {}
+    duplicates = []
+    for example in examples:
+        first = first_line.setdefault(example.id, example.line)
+        if first != example.line:
+            reason = f"duplicate id {example.id!r} (also {path}:{first})"
+            if strict:
+                raise DataFormatError(path, example.line, reason + "; ids must be unique")
+            duplicates.append(DataIssue(path, example.line, reason))
+    if duplicates:
+        listed = "\n".join(str(issue) for issue in duplicates)
+        warnings.warn(f"{path}: {len(duplicates)} row(s) repeat an earlier row's id; each row "
+                      f"is kept and predicted on its own:\n{listed}", DataWarning, stacklevel=3)
+    return duplicates
 
 
 def task_file(data_dir: str | Path, task: str | TaskSpec, split: str) -> Path:
