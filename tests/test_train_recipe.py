@@ -70,5 +70,6 @@ def test_train_from_a_recipe_on_the_command_line(recipes, synthetic_dir, tmp_pat
     assert main(["train", "--profile", "small", "--out", str(tmp_path / "bad")]) == 2
     assert "--profile: a profile sizes a recipe; give --recipe FILE too" in \
         capsys.readouterr().err
-    assert main(["train", "--recipe", str(tmp_path / "nope.toml"), "--out", str(run)]) == 2
+    # a file to read is missing: exit code 3
+    assert main(["train", "--recipe", str(tmp_path / "nope.toml"), "--out", str(run)]) == 3
     assert "--recipe: no such file" in capsys.readouterr().err
