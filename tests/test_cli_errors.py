@@ -31,6 +31,7 @@ def run_cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 # itself when torch is first imported (by the command line's module): an interrupt while starting.
 INTERRUPTED_WHILE_STARTING = """
 import builtins, os, runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 real_import = builtins.__import__
 def interrupting_import(name, *args, **kwargs):
     if name == "torch" and "torch" not in sys.modules:
