@@ -87,5 +87,8 @@ def test_leaderboard_ranks_by_overall(tmp_path):
     assert list(fig.data[0].cells["values"][1]) == ["pcgrad", "sum"]
     written = save_figure(fig, tmp_path / "leaderboard")
     assert written[0].name == "leaderboard.html" and written[0].stat().st_size > 1000
+    first = written[0].read_bytes()
+    save_figure(fig, tmp_path / "leaderboard")
+    assert written[0].read_bytes() == first  # no random div id: a re-export leaves no diff
     with pytest.raises(ValueError, match="overall"):
         leaderboard_table([{"name": "x"}])

@@ -67,12 +67,13 @@ def save_figure(fig: go.Figure, path_without_ext: str | Path,
     under version control).
 
     Returns the paths written. A ``go.FigureWidget`` is accepted and saved as its current state.
+    The page's div is named after the file, so saving the same figure again writes the same bytes.
     """
     stem = Path(path_without_ext)
     stem.parent.mkdir(parents=True, exist_ok=True)
     figure = go.Figure(fig)
     html_path = stem.with_name(stem.name + ".html")
-    figure.write_html(html_path, include_plotlyjs=plotly_js)
+    figure.write_html(html_path, include_plotlyjs=plotly_js, div_id=stem.name)
     written = [html_path]
     png = figure_png(figure)
     if png is not None:
