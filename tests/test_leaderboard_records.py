@@ -5,6 +5,7 @@ the dev labels or the predictions no longer match; and the claims' verdicts."""
 
 import json
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -17,7 +18,7 @@ from mtl_tutor.leaderboard import leaderboard_report, runs
 from mtl_tutor.leaderboard.bootstrap import NOT_DISTINGUISHABLE, Interval
 from mtl_tutor.leaderboard.claims import Claim, load_claims
 from mtl_tutor.leaderboard.evidence import Evidence
-from mtl_tutor.leaderboard.records import epoch_statistics
+from mtl_tutor.leaderboard.records import epoch_statistics, source_state
 from mtl_tutor.leaderboard.verdicts import judge, verdict
 from mtl_tutor.run_log import read_steps, step_records
 from mtl_tutor.train import TrainingDiverged
@@ -302,3 +303,27 @@ def test_a_weights_claim_reads_the_last_epochs_weights_of_every_seed():
 def test_verdicts_follow_the_interval(expect, value, interval, expected):
     claim = Claim("c", "R", "t", "metric", "a", "b", "overall", expect, "x", value)
     assert verdict(claim, Interval(*interval), 0.0) == expected
+
+
+def test_source_state_counts_only_the_source_folder(tmp_path):
+    """A record's ``dirty`` flag: a report rewritten beside the package (as a concurrent
+    leaderboard run does) leaves it clean; an edited source file does not."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    def run(*args):
+        subprocess.run([git, *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "report.md").write_text("old\n")
+    run("init", "-q")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    commit, dirty = source_state(tmp_path / "pkg")
+    assert len(commit) == 40 and dirty is False
+    (tmp_path / "report.md").write_text("new\n")
+    assert source_state(tmp_path / "pkg") == (commit, False)
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert source_state(tmp_path / "pkg") == (commit, True)
+    assert source_state(tmp_path.parent / "nowhere") == (None, None)

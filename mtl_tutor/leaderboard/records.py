@@ -14,8 +14,9 @@
   per-task gradients it altered, the mean weight each task got;
 - measures: ``wall_seconds`` (this invocation, prediction included), ``train_seconds`` (the
   trainer's clock, across resumptions), ``steps``, ``steps_per_second``, ``peak_memory_mib``;
-- provenance: ``hardware``, ``software`` (package version, torch, Python, git commit and dirty
-  flag), ``command``, ``finished`` (UTC), ``diverged`` (the message, or null).
+- provenance: ``hardware``, ``software`` (package version, torch, Python, git commit and whether
+  the package's tracked source differed from it), ``command``, ``finished`` (UTC),
+  ``diverged`` (the message, or null).
 
 A record is written atomically, each top-level key on one line so that its diff stays readable.
 """
@@ -130,10 +131,24 @@ def dev_predictions(run_dir: str | Path, data_dir: str | Path, device: str = "cp
     return predictions
 
 
-def _git(*args: str) -> str | None:
+PACKAGE_DIR = Path(__file__).parents[1]
+
+
+def source_state(source_dir: Path) -> tuple[str | None, bool | None]:
+    """The git commit checked out at ``source_dir`` and whether a tracked file under
+    ``source_dir`` differs from it; ``(None, None)`` outside a git checkout.
+
+    Only the source folder counts: the reports that a concurrent leaderboard run rewrites
+    elsewhere in the checkout do not change the code that trained.
+    """
+    commit = _git(source_dir, "rev-parse", "HEAD")
+    status = _git(source_dir, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    return commit, (None if commit is None or status is None else bool(status))
+
+
+def _git(cwd: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -151,8 +166,7 @@ def _cpu_model() -> str:
 
 def provenance(device: torch.device) -> dict:
     """``hardware`` and ``software`` of this process (git: the package's checkout, if any)."""
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    commit, dirty = source_state(PACKAGE_DIR)
     return {
         "hardware": {
             "cpu": _cpu_model(), "cpu_cores": os.cpu_count(),
@@ -162,8 +176,7 @@ def provenance(device: torch.device) -> dict:
         },
         "software": {
             "mtl_tutor": __version__, "torch": torch.__version__,
-            "python": platform.python_version(), "commit": commit,
-            "dirty": None if commit is None or status is None else bool(status),
+            "python": platform.python_version(), "commit": commit, "dirty": dirty,
         },
     }
 
