@@ -297,8 +297,11 @@ def test_a_weights_claim_reads_the_last_epochs_weights_of_every_seed():
     ("lower", None, (-0.02, -0.03, -0.01), "holds"),
     ("about", 0.1, (0.09, 0.05, 0.12), "holds"),
     ("about", 0.02, (0.01, -0.01, 0.03), NOT_DISTINGUISHABLE),
-    ("about", 0.1, (0.02, 0.01, 0.03), "does not hold: smaller than claimed"),
-    ("about", 0.1, (0.2, 0.15, 0.25), "does not hold: larger than claimed"),
+    ("about", 0.1, (0.02, 0.01, 0.03), "the direction holds; smaller than claimed"),
+    ("about", 0.1, (0.2, 0.15, 0.25), "the direction holds; larger than claimed"),
+    ("about", 0.1, (0.01, -0.01, 0.03), "does not hold: smaller than claimed"),
+    ("about", -0.1, (-0.02, -0.03, -0.01), "the direction holds; smaller than claimed"),
+    ("about", 0.1, (-0.02, -0.03, -0.01), "does not hold: smaller than claimed"),
 ])
 def test_verdicts_follow_the_interval(expect, value, interval, expected):
     claim = Claim("c", "R", "t", "metric", "a", "b", "overall", expect, "x", value)

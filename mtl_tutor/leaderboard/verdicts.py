@@ -10,7 +10,9 @@ Verdicts, for ``expect = "higher"`` (``"lower"`` mirrored) and a null of 0 (a di
 ratio): "holds" when the interval lies above the null, "does not hold: the other way" when
 below, else "not distinguishable at this budget". For ``expect = "about"`` with a value: "holds"
 when the interval contains the value but not the null; "not distinguishable at this budget" when
-it contains both; "does not hold: smaller than claimed" (or larger) when it misses the value.
+it contains both. When it misses the value: "the direction holds; smaller than claimed" (or
+larger, meaning further from the null) if it lies on the value's side of the null (the effect the
+claim named, of another size), else "does not hold: smaller than claimed" (or larger).
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ def verdict(claim: Claim, interval: Interval, null: float) -> str:
     if claim.expect == "about":
         if interval.contains(claim.value):
             return NOT_DISTINGUISHABLE if interval.contains(null) else HOLDS
-        side = "smaller" if interval.high < claim.value else "larger"
+        if claim.value > null:
+            toward_null, beyond_null = interval.high < claim.value, interval.low > null
+        else:
+            toward_null, beyond_null = interval.low > claim.value, interval.high < null
+        side = "smaller" if toward_null else "larger"
+        if beyond_null:
+            return f"the direction holds; {side} than claimed"
         return f"does not hold: {side} than claimed"
     above = interval.low > null
     below = interval.high < null
