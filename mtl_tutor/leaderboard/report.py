@@ -94,8 +94,9 @@ def claims_markdown(claims: Sequence[dict], header: str = "") -> str:
     for c in claims:
         measured = "—" if c["measured"] is None else (
             f"{c['measured']:+.3f}" if c["interval"] != "range" else f"{c['measured']:.2f}x")
+        seeds = f"{c['seeds']} seed" + ("s" if c["seeds"] != 1 else "")
         interval = "—" if c["low"] is None else (
-            f"[{c['low']:+.3f}, {c['high']:+.3f}] ({c['interval']}, {c['seeds']} seeds)"
+            f"[{c['low']:+.3f}, {c['high']:+.3f}] ({c['interval']}, {seeds})"
             if c["interval"] != "range" else f"[{c['low']:.2f}x, {c['high']:.2f}x] (range)")
         lines.append(f"| {c['report']} | {c['claim']} | {c['test']} | {c['metric']} | "
                      f"{measured} | {interval} | {c['verdict']} |")
