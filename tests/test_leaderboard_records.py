@@ -314,6 +314,7 @@ def test_source_state_counts_only_the_source_folder(tmp_path):
     git = shutil.which("git")
     if git is None:
         pytest.skip("git is not installed")
+
     def run(*args):
         subprocess.run([git, *args], cwd=tmp_path, check=True, capture_output=True)
 
