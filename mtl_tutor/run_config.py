@@ -220,6 +220,9 @@ class TrainConfig:
     head_lr: float | None = option(1e-3, "peak learning rate of the task heads and PALs "
                                          "(none: lr); fresh heads need larger steps",
                                    bounds=Bounds(gt=0))
+    layer_lr_decay: float = option(1.0, "each layer of the backbone learns at this times the "
+                                        "rate of the layer above (Sun et al. 2019); 1: one rate",
+                                   bounds=Bounds(gt=0, le=1))
     weight_decay: float = option(0.01, "AdamW's decoupled weight decay", bounds=Bounds(ge=0))
     warmup_fraction: float = option(0.1, "linear warm-up over this fraction of the steps, then "
                                          "decay", bounds=Bounds(ge=0, lt=1))

@@ -19,6 +19,7 @@ from .data import DataIssue, Sampler, TaskBatches, get_sampler, load_task
 from .distributed import Processes, world
 from .evaluate import ordered_batches
 from .gradients import TaskGradients
+from .layer_lr import layerwise_groups
 from .model import MultitaskModel, build_model
 from .optim import AdamW
 from .options import OptionError
@@ -117,7 +118,8 @@ def build_run(config: TrainConfig) -> Run:
     shared = [(n, p) for n, p in model.bert.named_parameters() if p.requires_grad]
     grads = TaskGradients([p for _, p in shared], len(config.tasks), [n for n, _ in shared])
     combiner.on_event(ColumnGroups(tuple(grads.layer_slices)))
-    groups = [{"params": [p for _, p in shared]},
+    groups = [*layerwise_groups(shared, bert.config.num_hidden_layers, config.lr,
+                                config.layer_lr_decay),
               {"params": model.task_parameters(), "lr": config.head_lr or config.lr}]
     if combiner.parameters():  # learnable weightings (uncertainty) move at the heads' rate
         groups.append({"params": combiner.parameters(), "lr": config.head_lr or config.lr,

@@ -146,6 +146,7 @@ def the_same_error(tmp_path, capsys, field: str, toml_value: str, python_value, 
 @pytest.mark.parametrize("field, toml_value, python_value, flags", [
     ("lr", "nan", math.nan, ["--lr", "nan"]),
     ("head_lr", "-1.0", -1.0, ["--head-lr", "-1"]),
+    ("layer_lr_decay", "1.5", 1.5, ["--layer-lr-decay", "1.5"]),
     ("max_grad_norm", "-1.0", -1.0, ["--max-grad-norm", "-1"]),
     ("eval_every", "-1", -1, ["--eval-every", "-1"]),
     ("lr_schedule", '"steps"', "steps", ["--lr-schedule", "steps"]),
