@@ -73,3 +73,15 @@ def test_train_from_a_recipe_on_the_command_line(recipes, synthetic_dir, tmp_pat
     # a file to read is missing: exit code 3
     assert main(["train", "--recipe", str(tmp_path / "nope.toml"), "--out", str(run)]) == 3
     assert "--recipe: no such file" in capsys.readouterr().err
+
+
+def test_the_recipe_profile_trains_every_shipped_recipe_exactly_as_its_file_says():
+    """A record of ``--profile recipe`` is what ``mtl-tutor train --recipe FILE`` trains."""
+    from mtl_tutor.leaderboard import load_board
+
+    board = load_board("recipe", data="data")
+    assert board.runs and {run.seed for run in board.runs} == {0}
+    for run in board.runs:
+        as_written = recipe_config(run.recipe.source, None, {
+            "data": "data", "out": run.config.out, "combiner": run.config.combiner})
+        assert run.config == as_written, run.recipe.name
