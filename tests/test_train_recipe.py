@@ -2,6 +2,7 @@
 every flag given overriding them; a file of several combiners needs --combiner."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -79,7 +80,8 @@ def test_the_recipe_profile_trains_every_shipped_recipe_exactly_as_its_file_says
     """A record of ``--profile recipe`` is what ``mtl-tutor train --recipe FILE`` trains."""
     from mtl_tutor.leaderboard import load_board
 
-    board = load_board("recipe", data="data")
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    board = load_board("recipe", configs=[configs], data="data")
     assert board.runs and {run.seed for run in board.runs} == {0}
     for run in board.runs:
         as_written = recipe_config(run.recipe.source, None, {
