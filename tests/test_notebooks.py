@@ -9,7 +9,8 @@ than its committed output. The committed notebooks hold the outputs of a ``"cpu"
 (MiniLM-L6 on the CS224N data), so only cells whose output does not depend on the mode carry
 that marker. The check is nbval's lax mode on the papermill run (nbval's own marker parsing,
 stream coalescing and sanitize file ``notebooks/nbval_sanitize.cfg``), so each notebook executes
-once.
+once. A notebook's work folder (its data and runs) must be gone when its kernel stops: a test
+session that left every run's checkpoints behind once filled a CI machine's disk.
 
 nbval itself checks the committed notebooks the same way, executing them again with their own
 ``MODE = None`` (``"cpu"`` where the CS224N data is found, else ``"smoke"``)::
@@ -24,6 +25,7 @@ copies of the figures kept): ``make notebooks``, i.e. ``python -m mtl_tutor.note
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -100,6 +102,13 @@ def first_output_line(notebook) -> str:
     return ""
 
 
+def work_folders() -> set[str]:
+    """The notebooks' work folders (``mtl-tutor-*``) in the temporary folder the kernels use.
+    (Not a TMPDIR of the test's own: with TMPDIR in a test's tmp_path, a long path, the Chromium
+    that draws the figures' PNG copies never answered a render request.)"""
+    return {p.name for p in Path(tempfile.gettempdir()).glob("mtl-tutor-*")}
+
+
 def parameters_cell(notebook):
     cells = [cell for cell in notebook.cells
              if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])]
@@ -110,9 +119,12 @@ def parameters_cell(notebook):
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     committed = nbformat.read(path, as_version=4)
+    before = work_folders()
     started = time.perf_counter()
     executed = execute_smoke(path, tmp_path / path.name)
     print(f"{path.name}: {time.perf_counter() - started:.1f} s")
+    left = sorted(work_folders() - before)
+    assert not left, f"{path.name}: its work folder outlived the kernel: {left}"
     banner = BANNER.fullmatch(first_output_line(executed))
     assert banner and banner["mode"] == "smoke" and banner["data"] == "synthetic", (
         f"{path.name}: the first output is {first_output_line(executed)!r}, not the banner")
