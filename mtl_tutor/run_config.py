@@ -224,6 +224,10 @@ class TrainConfig:
                                         "rate of the layer above (Sun et al. 2019); 1: one rate",
                                    bounds=Bounds(gt=0, le=1))
     weight_decay: float = option(0.01, "AdamW's decoupled weight decay", bounds=Bounds(ge=0))
+    ema_decay: float = option(0.0, "evaluate and save an exponential moving average of the "
+                                   "weights with this decay, e.g. 0.995 (mtl_tutor."
+                                   "weight_average); 0: the weights themselves",
+                              bounds=Bounds(ge=0, lt=1))
     warmup_fraction: float = option(0.1, "linear warm-up over this fraction of the steps, then "
                                          "decay", bounds=Bounds(ge=0, lt=1))
     lr_schedule: LRScheduleName = option("linear", "decay of the learning rate after the "

@@ -9,7 +9,8 @@ One optimiser step (:func:`take_step`) on a batch of every task the sampler name
    ...), :func:`weighted_backward`: a single backward pass of ``sum_k w_k L_k``.
    Heads and PALs keep their own gradients either way.
 2. :func:`add_smart_gradients` where SMART's terms are added after combining.
-3. :func:`apply_update`: clipping, AdamW and the learning-rate schedule.
+3. :func:`apply_update`: clipping, AdamW, the weights' moving average (``ema_decay``) and the
+   learning-rate schedule.
 4. :func:`report_losses_after_step` for combiners that read the losses after the step (FAMO).
 
 A loss or gradient that is NaN or infinite stops the step before the update
@@ -173,7 +174,8 @@ def add_smart_gradients(run: Run, batches: list[list[Batch]]) -> None:
 
 def apply_update(run: Run, tasks: list[str], step: int) -> None:
     """Clip the gradient's total norm to ``max_grad_norm``, step AdamW (the backbone sits out
-    the first ``freeze_backbone_steps`` steps) and advance the learning-rate schedule."""
+    the first ``freeze_backbone_steps`` steps), update the weights' moving average where the run
+    keeps one, and advance the learning-rate schedule."""
     config, model = run.config, run.model
     if step < config.freeze_backbone_steps:
         for p in run.grads.params:
@@ -185,6 +187,8 @@ def apply_update(run: Run, tasks: list[str], step: int) -> None:
         raise NonFiniteInput(task, "gradient", f"the gradient of task {task} is not finite")
     run.optimizer.step()
     model.after_optimizer_step()
+    if run.weight_average is not None:
+        run.weight_average.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.schedule.step()
 

@@ -152,7 +152,8 @@ class EpochMeans:
 class Evaluation:
     """The dev metrics after every epoch and every ``eval_every`` steps, handed to every
     ``listeners`` (the hooks' ``on_eval``); the best model by the overall score is saved as
-    ``RUN/model.safetensors``. Dev-set outputs that are not finite stop the run."""
+    ``RUN/model.safetensors``. Both use the weights' moving average where the run keeps one
+    (``ema_decay``). Dev-set outputs that are not finite stop the run."""
 
     def __init__(self, run: Run, progress: Progress, log: RunLog, listeners: list):
         self.run, self.progress, self.log, self.listeners = run, progress, log, listeners
@@ -161,16 +162,17 @@ class Evaluation:
         if not self.run.evaluates_after(record.step):
             return
         self.log.flush()
-        try:
-            metrics = evaluate(self.run.model, self.run.dev_loaders)
-        except NonFiniteOutputs as e:
-            raise NonFiniteStep(record.step, e.task, "an output on the dev set",
-                                updated=True) from e
-        result = EvalRecord(record.step + 1, record.epoch + 1, metrics)
-        self.progress.history.append(result.to_dict())
-        if result.score > self.progress.best_score:
-            self.progress.best, self.progress.best_score = result.to_dict(), result.score
-            save_model(self.run.run_dir, self.run.model)
+        with self.run.evaluated_weights():
+            try:
+                metrics = evaluate(self.run.model, self.run.dev_loaders)
+            except NonFiniteOutputs as e:
+                raise NonFiniteStep(record.step, e.task, "an output on the dev set",
+                                    updated=True) from e
+            result = EvalRecord(record.step + 1, record.epoch + 1, metrics)
+            self.progress.history.append(result.to_dict())
+            if result.score > self.progress.best_score:
+                self.progress.best, self.progress.best_score = result.to_dict(), result.score
+                save_model(self.run.run_dir, self.run.model)
         for listener in self.listeners:
             listener(result)
 
@@ -240,6 +242,8 @@ def training_state(run: Run, step: int, progress: dict) -> dict:
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "progress": progress,
+        **({} if run.weight_average is None
+           else {"weight_average": run.weight_average.state_dict()}),
     }
 
 
@@ -254,6 +258,8 @@ def restore(run: Run, state: dict) -> dict:
         run.sampler.load_state_dict(state["sampler"])
         for t, s in run.streams.items():
             s.load_state_dict(state["streams"][t])
+        if run.weight_average is not None:
+            run.weight_average.load_state_dict(state["weight_average"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])

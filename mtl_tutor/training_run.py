@@ -8,6 +8,7 @@ all before anything is written: the trainer makes the run directory only once th
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .optim import AdamW
 from .options import OptionError
 from .run_config import TrainConfig
 from .schedules import LR_SCHEDULES
+from .weight_average import WeightAverage
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
@@ -48,6 +50,7 @@ class Run:
     total_steps: int
     processes: Processes = field(default_factory=Processes)
     data_issues: dict[str, list[DataIssue]] = field(default_factory=dict)  # split -> rows
+    weight_average: WeightAverage | None = None  # config.ema_decay > 0
 
     def ends_epoch(self, step: int) -> bool:
         """Whether step ``step`` (from 0) is the last of its epoch, or of the run."""
@@ -59,6 +62,11 @@ class Run:
         every ``eval_every`` steps."""
         every = self.config.eval_every
         return self.ends_epoch(step) or bool(every and (step + 1) % every == 0)
+
+    def evaluated_weights(self) -> AbstractContextManager:
+        """A block in which the model holds the weights that are scored and saved: their
+        moving average when the run keeps one, else the weights themselves."""
+        return nullcontext() if self.weight_average is None else self.weight_average.swapped_in()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -132,9 +140,10 @@ def build_run(config: TrainConfig) -> Run:
         max_length=config.max_length)] for t, d in dev_data.items()}
     if processes.several:  # the ranks share the initial weights, not their dropout noise
         torch.manual_seed(config.seed + processes.rank)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     return Run(config, Path(config.out), device, model, tokenizer, streams, sampler, combiner,
                grads, optimizer, schedule, dev_loaders, total_steps, processes,
-               {"train": train_issues, "dev": dev_issues})
+               {"train": train_issues, "dev": dev_issues}, average)
 
 
 def check_combiner_fits(config: TrainConfig, sampler: Sampler, combiner: Combiner,
