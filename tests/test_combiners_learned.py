@@ -138,6 +138,22 @@ def test_gradnorm_without_column_groups_uses_every_column():
         assert torch.equal(whole(G, torch.ones(2)), told(G, torch.ones(2)))
 
 
+def test_gradnorm_skips_a_last_group_that_no_task_reaches():
+    """Heads that mean-pool leave BERT's pooler, the last group, without gradient: GradNorm
+    then balances the layer below it, as if the pooler were not there."""
+    groups = (("layer", slice(0, 6)), ("pooler", slice(6, 10)))
+    below, skipping = get_combiner("gradnorm"), get_combiner("gradnorm")
+    below.on_event(ColumnGroups(groups[:1]))
+    skipping.on_event(ColumnGroups(groups))
+    for seed in range(3):
+        G = gradient_matrix("random", 3, 10, 1.0, seed)
+        G[:, 6:] = 0
+        losses = torch.tensor([1.0, 0.8, 0.5], dtype=torch.float64) ** (seed + 1)
+        assert torch.equal(below(G, losses), skipping(G, losses))
+    assert torch.equal(below.task_weights, skipping.task_weights)
+    assert not torch.allclose(skipping.task_weights, torch.ones(3, dtype=torch.float64))
+
+
 def test_gradnorm_rejects_an_unknown_layer():
     with pytest.raises(ValueError, match="layer"):
         get_combiner("gradnorm", layer="pooler").on_event(ColumnGroups((("encoder",

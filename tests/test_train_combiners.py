@@ -9,7 +9,7 @@ from test_train import config, read_jsonl
 
 from mtl_tutor.cli import main
 from mtl_tutor.combiners import COMBINER_NAMES, get_combiner
-from mtl_tutor.train import build_run, take_step, train
+from mtl_tutor.train import build_run, draw_batches, take_step, train
 
 SAMPLERS = {  # name: (sampler, its options)
     "round-robin shuffled": ("round-robin", {"task_order": "shuffled"}),
@@ -114,3 +114,17 @@ def test_the_log_holds_each_tasks_weight(name, synthetic_dir, tmp_path):
         assert list(record["weights"]) == list(record["losses"])
         if name in ("pcgrad", "gradvac"):  # gradient surgery says which gradients it altered
             assert list(record["altered"]) == list(record["losses"])
+
+
+def test_gradnorm_moves_its_weights_in_a_run_whose_heads_skip_the_pooler(synthetic_dir,
+                                                                         tmp_path):
+    """The default heads mean-pool, so the pooler (the last column group of G) has no
+    gradient; GradNorm balances the last encoder layer instead, and its weights leave 1."""
+    run = build_run(config(synthetic_dir, tmp_path, combiner="gradnorm", max_steps=3))
+    last = run.grads.layer_slices[-1]
+    assert last[0] == "pooler"
+    for step in range(3):
+        take_step(run, draw_batches(run, next(run.sampler)), step)
+        assert not run.grads.G[:, last[1]].any()
+    assert not torch.allclose(run.combiner.task_weights,
+                              torch.ones(3, dtype=torch.float64))

@@ -12,8 +12,11 @@ then one step on ``w`` along ``dL_grad/dw_k = sign(G_W^k - target_k) ||g_k[W]||`
 renormalisation to ``sum_k w_k = K``.
 
 The last shared layer's columns come from the
-:class:`~mtl_tutor.combiners.events.ColumnGroups` event (the last group, or the one named by
-``layer``); without it, all columns form the layer.
+:class:`~mtl_tutor.combiners.events.ColumnGroups` event: the group named by ``layer``, else the
+last group in which some task's gradient is not zero, i.e. the last shared layer the task losses
+reach (BERT's pooler is the last group, but heads that mean-pool the hidden states never read
+it, so its columns of G are zero and would leave every weight at 1). Without the event, all
+columns form the layer.
 
 Guarantees: the weights stay positive and sum to K; a task that trains more slowly than the
 others (larger r_k) is pushed towards a larger gradient norm. It needs every task in every
@@ -59,7 +62,8 @@ class GradNorm(Combiner):
         if not isinstance(layer, str):
             raise ValueError(f"layer must be a layer-group name ('' = the last), got {layer!r}")
         self.layer = layer
-        self.columns = slice(None)  # the last shared layer's columns of G
+        self.candidates = [slice(None)]  # the columns of G that may be the last shared layer,
+        # from the last group back
         self.learnt = TaskValues("GradNorm", 1.0, torch.float64, self.lr)
         self.initial_losses: Tensor | None = None  # L_k(0), the tasks in learnt.tasks order
 
@@ -78,7 +82,15 @@ class GradNorm(Combiner):
         groups = dict(event.groups)
         if self.layer and self.layer not in groups:
             raise ValueError(f"layer {self.layer!r} is not among the groups {list(groups)}")
-        self.columns = groups[self.layer] if self.layer else list(groups.values())[-1]
+        self.candidates = [groups[self.layer]] if self.layer else list(groups.values())[::-1]
+
+    def last_layer(self, G: Tensor) -> Tensor:
+        """G's columns of the last shared layer: the first candidate in which some task's
+        gradient is not zero (the last candidate when none is)."""
+        for columns in self.candidates[:-1]:
+            if G[:, columns].any():
+                return G[:, columns]
+        return G[:, self.candidates[-1]]
 
     def direction(self, G: Tensor, gramian: Tensor, losses: Tensor, tasks: tuple[str, ...]
                   ) -> Combination:
@@ -91,7 +103,7 @@ class GradNorm(Combiner):
         weights[order] = learnt.detach()  # row order
         d = weighted_sum(weights, G)
 
-        layer = G[:, self.columns]
+        layer = self.last_layer(G)
         norms = (layer.float() if layer.dtype in HALF_DTYPES else layer).norm(dim=1)
         layer_norms = norms.to("cpu", torch.float64)[order]  # ||g_k[W]||, canonical order
         weighted_norms = learnt.detach() * layer_norms
