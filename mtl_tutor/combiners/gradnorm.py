@@ -62,8 +62,8 @@ class GradNorm(Combiner):
         if not isinstance(layer, str):
             raise ValueError(f"layer must be a layer-group name ('' = the last), got {layer!r}")
         self.layer = layer
-        self.candidates = [slice(None)]  # the columns of G that may be the last shared layer,
-        # from the last group back
+        # the columns of G that may be the last shared layer, from the last group back
+        self.candidates = [slice(None)]
         self.learnt = TaskValues("GradNorm", 1.0, torch.float64, self.lr)
         self.initial_losses: Tensor | None = None  # L_k(0), the tasks in learnt.tasks order
 
