@@ -14,7 +14,8 @@ name           takes_pair  output
 =============  ==========  =================================================================
 sentence-mlp   no          MLP(x)
 cross-mlp      no          MLP(x), x the pooled joint encoding of the pair
-pair-mlp       yes         MLP([u, v, |u-v|, u*v]) (or a subset of those features)
+pair-mlp       yes         MLP([u, v, |u-v|, u*v]) (or a subset of those features, or the
+                           symmetric [u+v, |u-v|, u*v]: the same output for (b, a) as (a, b))
 pair-sigmoid   yes         5 * sigmoid(MLP(features)): an STS score in (0, 5)
 cosine         yes         5 * relu(cos(u, v)): an STS score in [0, 5], trained with MSE
 cosine-logit   yes         s * cos(u, v) + b: a paraphrase logit (s, b learnable; s may be fixed)
@@ -35,7 +36,8 @@ from torch import Tensor, nn
 
 from .data.tasks import TaskSpec
 
-PAIR_FEATURES = ("u,v", "u,v,|u-v|", "u,v,|u-v|,u*v")
+PAIR_FEATURES = ("u,v", "u,v,|u-v|", "u,v,|u-v|,u*v", "u+v,|u-v|,u*v", "|u-v|,u*v")
+SYMMETRIC_PAIR_FEATURES = ("u+v,|u-v|,u*v", "|u-v|,u*v")  # blind to the order of the pair
 POOLINGS = ("mean", "cls", "pooler")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -81,7 +83,7 @@ def check_pooling(pooling: str) -> str:
 
 def pair_features(u: Tensor, v: Tensor, features: str) -> Tensor:
     """Concatenate the named features of a pair: (B, C), (B, C) -> (B, n*C)."""
-    parts = {"u": u, "v": v, "|u-v|": (u - v).abs(), "u*v": u * v}
+    parts = {"u": u, "v": v, "u+v": u + v, "|u-v|": (u - v).abs(), "u*v": u * v}
     return torch.cat([parts[f] for f in features.split(",")], dim=-1)
 
 
@@ -107,6 +109,11 @@ class SentenceHead(nn.Module):
 
 class PairHead(nn.Module):
     """MLP on features of a bi-encoded pair, [u, v, |u-v|, u*v] by default (Sentence-BERT).
+
+    Paraphrase and similarity are symmetric relations, but a head that sees u and v apart can
+    learn an order that the data does not have (which question of a Quora pair came first). The
+    symmetric features (``SYMMETRIC_PAIR_FEATURES``: u + v in place of u and v) give
+    ``head(u, v) == head(v, u)`` by construction.
 
     output_scale: None for a raw output; a number s for ``s * sigmoid(MLP(...))``, a bounded
     score (the "5 x sigmoid" STS head, s = 5).

@@ -12,7 +12,7 @@ from mtl_tutor.cli import main
 from mtl_tutor.data import load_task
 from mtl_tutor.data.tasks import get_task
 from mtl_tutor.evaluate import ordered_batches
-from mtl_tutor.heads import HEADS, build_head
+from mtl_tutor.heads import HEADS, SYMMETRIC_PAIR_FEATURES, build_head
 from mtl_tutor.model import MultitaskModel
 from mtl_tutor.run_config import TrainConfig
 from mtl_tutor.run_log import read_steps
@@ -82,6 +82,20 @@ def test_pair_sigmoid_head_is_a_score_between_zero_and_five(uv):
     head = build_head("pair-sigmoid", C, 1, features="u,v,|u-v|").eval()
     raw = head.net(torch.cat([uv[0], uv[1], (uv[0] - uv[1]).abs()], -1)).squeeze(-1)
     assert torch.allclose(head(*uv), 5 * torch.sigmoid(raw))
+
+
+@pytest.mark.parametrize("features", SYMMETRIC_PAIR_FEATURES)
+def test_symmetric_pair_features_give_the_same_output_for_either_order(features, uv):
+    u, v = uv
+    head = build_head("pair-mlp", C, 1, features=features, hidden_layers=(6,)).eval()
+    parts = {"u+v": u + v, "|u-v|": (u - v).abs(), "u*v": u * v}
+    expected = head.net(torch.cat([parts[f] for f in features.split(",")], -1)).squeeze(-1)
+    with torch.no_grad():
+        torch.testing.assert_close(head(u, v), expected)
+        torch.testing.assert_close(head(v, u), head(u, v))
+    asymmetric = build_head("pair-mlp", C, 1).eval()
+    with torch.no_grad():
+        assert not torch.allclose(asymmetric(v, u), asymmetric(u, v))
 
 
 @pytest.mark.parametrize("name, options, match", [
