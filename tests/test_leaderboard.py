@@ -14,6 +14,7 @@ from mtl_tutor.leaderboard import load_board
 from mtl_tutor.leaderboard.claims import load_claims
 from mtl_tutor.leaderboard.plan import estimate_seconds, run_shape, select_runs
 from mtl_tutor.leaderboard.profiles import CostModel, load_profiles
+from mtl_tutor.leaderboard.records import config_differences, read_records
 from mtl_tutor.leaderboard.recipes import (
     apply_changes,
     load_all,
@@ -23,6 +24,7 @@ from mtl_tutor.leaderboard.recipes import (
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "leaderboard"
 SIZES = {"sst": 8000, "quora": 14212, "sts": 5500}  # training rows of the CS224N files
 
 
@@ -42,6 +44,18 @@ def test_every_config_builds_and_every_combiner_is_on_the_board(cpu_board):
     gpu = load_board("gpu", [CONFIGS])
     assert [(r.recipe.name, r.seed) for r in gpu.runs if r.recipe.name == "baseline_sum"] == [
         ("baseline_sum", 0), ("baseline_sum", 1), ("baseline_sum", 2)]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "recipe"])
+def test_every_committed_record_stands_for_its_recipe_as_configs_has_it_now(profile):
+    """A recipe edited after its run would leave README and notebook 09 quoting a record of
+    something else (and `mtl-tutor leaderboard` refusing to go on)."""
+    runs = {(run.recipe.name, run.seed): run for run in load_board(profile, [CONFIGS]).runs}
+    records = read_records(RESULTS, profile)
+    assert records
+    for key, record in records.items():
+        assert key in runs, f"{profile}: a record of {key}, which the board does not plan"
+        assert config_differences(record, runs[key].config) == [], key
 
 
 def test_cpu_profile_sizes_every_epoch_to_sts_and_seeds_the_claims_twice(cpu_board):
