@@ -14,7 +14,6 @@ from mtl_tutor.leaderboard import load_board
 from mtl_tutor.leaderboard.claims import load_claims
 from mtl_tutor.leaderboard.plan import estimate_seconds, run_shape, select_runs
 from mtl_tutor.leaderboard.profiles import CostModel, load_profiles
-from mtl_tutor.leaderboard.records import config_differences, read_records
 from mtl_tutor.leaderboard.recipes import (
     apply_changes,
     load_all,
@@ -22,6 +21,7 @@ from mtl_tutor.leaderboard.recipes import (
     merge_settings,
     recipe_files,
 )
+from mtl_tutor.leaderboard.records import config_differences, read_records
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "leaderboard"
