@@ -81,10 +81,14 @@ def check_pooling(pooling: str) -> str:
     return pooling
 
 
+PAIR_PARTS = {"u": lambda u, v: u, "v": lambda u, v: v, "u+v": torch.add,
+              "|u-v|": lambda u, v: (u - v).abs(), "u*v": torch.mul}
+
+
 def pair_features(u: Tensor, v: Tensor, features: str) -> Tensor:
-    """Concatenate the named features of a pair: (B, C), (B, C) -> (B, n*C)."""
-    parts = {"u": u, "v": v, "u+v": u + v, "|u-v|": (u - v).abs(), "u*v": u * v}
-    return torch.cat([parts[f] for f in features.split(",")], dim=-1)
+    """Concatenate the named features of a pair (only those are computed): (B, C), (B, C) ->
+    (B, n*C)."""
+    return torch.cat([PAIR_PARTS[f](u, v) for f in features.split(",")], dim=-1)
 
 
 class SentenceHead(nn.Module):

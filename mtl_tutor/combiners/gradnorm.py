@@ -86,9 +86,11 @@ class GradNorm(Combiner):
 
     def last_layer(self, G: Tensor) -> Tensor:
         """G's columns of the last shared layer: the first candidate in which some task's
-        gradient is not zero (the last candidate when none is)."""
+        gradient is not zero, kept from then on (a layer the losses reach stays reached, so
+        later steps neither scan nor wait on the device), the last candidate while none is."""
         for columns in self.candidates[:-1]:
             if G[:, columns].any():
+                self.candidates = [columns]
                 return G[:, columns]
         return G[:, self.candidates[-1]]
 
